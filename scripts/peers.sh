@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Install/build every real test peer the e2e tests use, and cache them OUTSIDE the repo.
+#
+#   scripts/peers.sh [all|debs|crictl|critest|helm|etcd|kube-apiserver]...   (default: all)
+#   eval "$(scripts/peers.sh env)"     # export CRI_NETSTATUS_<PEER>=/abs/path for every peer
+#
+# Go peers are built from published modules with the wrapper-module recipe of
+# /work/shared/reference/test-peers.md §1 (a throwaway main module that requires the peer, so the
+# peer's own replace/exclude directives do not matter). Each peer lands in
+#   $CRI_NETSTATUS_PEERS_DIR/<name>-<version>/bin/<name>
+# and is skipped when that binary already exists, so a rerun costs seconds. Go's module and build
+# caches stay at their defaults (GOMODCACHE, GOCACHE), outside the repo, so they persist too.
+# Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio) come from apt.
+set -euo pipefail
+
+# ---- pinned versions ---------------------------------------------------------------------------
+CRI_TOOLS_VERSION=${CRI_NETSTATUS_CRI_TOOLS_VERSION:-v1.37.0}     # sigs.k8s.io/cri-tools: crictl, critest
+HELM_VERSION=${CRI_NETSTATUS_HELM_VERSION:-v4.3.1}               # helm.sh/helm/v4
+ETCD_VERSION=${CRI_NETSTATUS_ETCD_VERSION:-v3.6.16}              # go.etcd.io/etcd/server/v3
+KUBE_VERSION=${CRI_NETSTATUS_KUBE_VERSION:-v1.37.2}              # k8s.io/kubernetes (kube-apiserver)
+DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf)
+
+ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+# Paths of the Debian-provided peers.
+CONTAINERD_BIN=/usr/bin/containerd
+PROMETHEUS_BIN=/usr/bin/prometheus
+PROMTOOL_BIN=/usr/bin/promtool
+CNI_BIN_DIR=/usr/lib/cni
+
+# ---- helpers -----------------------------------------------------------------------------------
+log() { printf 'peers.sh: %s\n' "$*" >&2; }
+die() { printf 'peers.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+peer_version() {
+  case $1 in
+    crictl | critest) echo "$CRI_TOOLS_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
+    etcd) echo "$ETCD_VERSION" ;;
+    kube-apiserver) echo "$KUBE_VERSION" ;;
+    *) die "unknown peer '$1'" ;;
+  esac
+}
+peer_bin() { echo "$ROOT/$1-$(peer_version "$1")/bin/$1"; }
+
+# step PEER VERSION WHAT -- CMD...: run CMD, and fail loudly naming the peer and version.
+step() {
+  local peer=$1 ver=$2 what=$3
+  shift 4
+  "$@" || die "$peer $ver: $what failed (exit $?): $*"
+}
+
+# go_peer NAME VERSION MODULE PKG LDFLAGS MODE [PREP_FN]
+#   MODE=build: go build PKG;  MODE=test: go test -c PKG (for Go test binaries such as critest).
+#   PREP_FN, if given, is called with the wrapper dir after `go mod init` (e.g. to add replaces).
+go_peer() {
+  local name=$1 ver=$2 module=$3 pkg=$4 ldflags=$5 mode=$6 prep=${7:-}
+  local dir="$ROOT/$name-$ver" src="$ROOT/src/$name-$ver"
+  local out="$dir/bin/$name"
+  if [[ -x $out ]]; then
+    log "$name $ver: cached at $out"
+    return 0
+  fi
+  command -v go >/dev/null || die "$name $ver: the go command is not installed"
+  log "$name $ver: building $pkg from $module@$ver (wrapper module $src)"
+  local t0=$SECONDS
+  mkdir -p "$dir/bin" "$src"
+  # Start the wrapper from scratch every time: a half-finished earlier attempt must not leak in.
+  rm -f "$src/go.mod" "$src/go.sum"
+  step "$name" "$ver" "go mod init" -- go -C "$src" mod init "peers.invalid/$name"
+  if [[ -n $prep ]]; then
+    step "$name" "$ver" "wrapper preparation" -- "$prep" "$src"
+  fi
+  if [[ $mode == test ]]; then
+    # A test-only package cannot be a tool; require the module and let `go test -c` resolve the rest.
+    step "$name" "$ver" "go get" -- go -C "$src" get "$module@$ver"
+  else
+    step "$name" "$ver" "go get -tool" -- go -C "$src" get -tool "$pkg@$ver"
+  fi
+  local tmp="$dir/bin/.$name.tmp.$$"
+  rm -f "$tmp"
+  if [[ $mode == test ]]; then
+    go -C "$src" test -c -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
+      { rm -f "$tmp"; die "$name $ver: go test -c $pkg failed"; }
+  else
+    go -C "$src" build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
+      { rm -f "$tmp"; die "$name $ver: go build $pkg failed"; }
+  fi
+  [[ -s $tmp ]] || { rm -f "$tmp"; die "$name $ver: the build produced no binary"; }
+  chmod 0755 "$tmp"
+  mv -f "$tmp" "$out"
+  log "$name $ver: built in $((SECONDS - t0))s -> $out ($(du -h "$out" | cut -f1))"
+}
+
+# ---- peers -------------------------------------------------------------------------------------
+build_crictl() {
+  go_peer crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/crictl \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=${CRI_TOOLS_VERSION#v}" build
+}
+
+build_critest() {
+  go_peer critest "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/critest \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=${CRI_TOOLS_VERSION#v}" test
+}
+
+build_helm() {
+  local v=helm.sh/helm/v4/internal/version
+  go_peer helm "$HELM_VERSION" helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm \
+    "-X $v.version=$HELM_VERSION -X $v.metadata= -X $v.gitTreeState=clean" build
+}
+
+build_etcd() {
+  # The binary's main package is the module root (server/main.go); -o names it etcd.
+  # (etcd's version string is a constant in go.etcd.io/etcd/api/v3/version; no -X needed.)
+  go_peer etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "" build
+}
+
+# test-peers.md §3.2: replace every staging module that k8s.io/kubernetes' own go.mod replaces
+# with a local path by its published v0.<minor>.<patch> twin.
+kube_staging_replaces() {
+  local src=$1 gomod m
+  local staging="v0.${KUBE_VERSION#v1.}"
+  gomod=$(go -C "$src" list -m -f '{{.GoMod}}' "k8s.io/kubernetes@$KUBE_VERSION") || return 1
+  [[ -s $gomod ]] || { log "kube-apiserver $KUBE_VERSION: no go.mod from the proxy"; return 1; }
+  local n=0
+  for m in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\/src\// {print $1}' "$gomod"); do
+    go -C "$src" mod edit -replace="$m=$m@$staging" || return 1
+    n=$((n + 1))
+  done
+  ((n > 0)) || { log "kube-apiserver $KUBE_VERSION: found no staging replaces in $gomod"; return 1; }
+  log "kube-apiserver $KUBE_VERSION: $n staging modules replaced by $staging"
+}
+
+build_kube_apiserver() {
+  local minor
+  minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  local ld="" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  go_peer kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver \
+    "$ld" build kube_staging_replaces
+}
+
+deb_installed() {
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+install_debs() {
+  local missing=() p
+  for p in "${DEBS[@]}"; do deb_installed "$p" || missing+=("$p"); done
+  if ((${#missing[@]} == 0)); then
+    log "debs: all installed (${DEBS[*]})"
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "debs: apt-get not found; install ${missing[*]} by hand"
+  ((EUID == 0)) || die "debs: installing ${missing[*]} needs root"
+  log "debs: installing ${missing[*]}"
+  local t0=$SECONDS made_policy=
+  # Packages must not start their daemons (prometheus, containerd): tests start their own.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  local rc=0
+  { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } || rc=$?
+  [[ -z $made_policy ]] || rm -f /usr/sbin/policy-rc.d
+  ((rc == 0)) || die "debs: apt-get install ${missing[*]} failed (exit $rc)"
+  for p in "${missing[@]}"; do deb_installed "$p" || die "debs: $p is still not installed"; done
+  log "debs: installed ${missing[*]} in $((SECONDS - t0))s"
+}
+
+print_env() {
+  emit() {
+    [[ -e $2 ]] || log "env: $1=$2 does not exist yet (run scripts/peers.sh)"
+    printf 'export %s=%q\n' "$1" "$2"
+  }
+  emit CRI_NETSTATUS_PEERS_DIR "$ROOT"
+  emit CRI_NETSTATUS_CRICTL "$(peer_bin crictl)"
+  emit CRI_NETSTATUS_CRITEST "$(peer_bin critest)"
+  emit CRI_NETSTATUS_HELM "$(peer_bin helm)"
+  emit CRI_NETSTATUS_ETCD "$(peer_bin etcd)"
+  emit CRI_NETSTATUS_KUBE_APISERVER "$(peer_bin kube-apiserver)"
+  emit CRI_NETSTATUS_CONTAINERD "$CONTAINERD_BIN"
+  emit CRI_NETSTATUS_PROMETHEUS "$PROMETHEUS_BIN"
+  emit CRI_NETSTATUS_PROMTOOL "$PROMTOOL_BIN"
+  emit CRI_NETSTATUS_CNI_BIN_DIR "$CNI_BIN_DIR"
+}
+
+usage() {
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# ---- main --------------------------------------------------------------------------------------
+main() {
+  (($# > 0)) || set -- all
+  local targets=() a
+  for a in "$@"; do
+    case $a in
+      env) print_env; return 0 ;;
+      -h | --help | help) usage ;;
+      # cheapest first, kube-apiserver last; one at a time (2-core CI machines)
+      all) targets+=(debs crictl critest helm etcd kube-apiserver) ;;
+      debs | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
+      *) log "unknown target '$a'"; usage ;;
+    esac
+  done
+  mkdir -p "$ROOT/src"
+  # One builder at a time per cache root (CI job and a developer's test run may overlap).
+  exec 9>"$ROOT/.lock"
+  flock 9
+  local t0=$SECONDS
+  for a in "${targets[@]}"; do
+    case $a in
+      debs) install_debs ;;
+      crictl) build_crictl ;;
+      critest) build_critest ;;
+      helm) build_helm ;;
+      etcd) build_etcd ;;
+      kube-apiserver) build_kube_apiserver ;;
+    esac
+  done
+  log "done in $((SECONDS - t0))s (${targets[*]}); cache root $ROOT"
+}
+
+main "$@"

@@ -1,0 +1,142 @@
+// `cri-netstatus check`: an offline lint of a conf dir with the daemon's own loader, reporting the
+// verdict under every selection profile, so an operator can see what the node's runtime will do.
+import { join, resolve } from 'node:path';
+import { Refresher } from '../cni/refresher.js';
+import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
+import { fileReport, verdictReport } from '../cni/report.js';
+import type { FileReport, VerdictReport } from '../cni/report.js';
+import { SEMANTICS } from '../cni/types.js';
+import type { Semantics } from '../cni/types.js';
+import { helpText, list, nonEmpty, oneOf, parseFlags, size, text } from './flags.js';
+
+export const checkFlags = {
+  'cni-conf-dir': {
+    description: 'CNI network config directory to check',
+    default: '/etc/cni/net.d',
+    parse: nonEmpty,
+  },
+  'cni-bin-dir': {
+    description: 'CNI plugin binary directories, comma-separated',
+    default: '/opt/cni/bin',
+    accepts: 'DIR[,DIR...]',
+    parse: list,
+  },
+  'host-root': {
+    description: "where the node's root filesystem is mounted (e.g. /host under kubectl debug node/...)",
+    parse: text,
+  },
+  semantics: {
+    description: 'the profile whose verdict sets the exit code',
+    default: 'isulad',
+    accepts: SEMANTICS.join(', '),
+    parse: oneOf(SEMANTICS),
+  },
+  'max-file-size': {
+    description: 'reject config files larger than this',
+    default: String(DEFAULT_MAX_FILE_SIZE),
+    accepts: 'bytes, or 512Ki, 1Mi',
+    parse: size,
+  },
+  output: {
+    description: 'output format',
+    short: 'o',
+    default: 'text',
+    accepts: 'json, text',
+    env: false,
+    parse: oneOf(['json', 'text'] as const),
+  },
+  help: {
+    description: 'show this help',
+    boolean: true,
+    short: 'h',
+    env: false,
+    parse: (raw: string) => raw === 'true',
+  },
+} as const;
+
+export interface CheckReport {
+  confDir: string;
+  hostRoot?: string;
+  binDirs: string[];
+  dirError: string | null;
+  files: FileReport[];
+  verdicts: Record<Semantics, VerdictReport>;
+}
+
+export const CHECK_SUMMARY =
+  'Lint a CNI conf dir offline and show which network containerd, CRI-O and iSulad semantics would pick. Exit 0 when --semantics yields a network, 1 when not.';
+
+export function runCheck(options: {
+  confDir: string;
+  binDirs: string[];
+  hostRoot?: string | undefined;
+  maxFileSize: number;
+}): CheckReport {
+  const onHost = (path: string): string => (options.hostRoot ? join(options.hostRoot, path) : resolve(path));
+  const refresher = new Refresher({
+    confDir: onHost(options.confDir),
+    binDirs: options.binDirs.map(onHost),
+    semantics: 'isulad',
+    maxFileSize: options.maxFileSize,
+  });
+  const state = refresher.refresh();
+  return {
+    confDir: state.confDir,
+    ...(options.hostRoot ? { hostRoot: options.hostRoot } : {}),
+    binDirs: [...state.binDirs],
+    dirError: state.dirError?.message ?? null,
+    files: state.files.map(fileReport),
+    verdicts: Object.fromEntries(
+      SEMANTICS.map((profile) => [profile, verdictReport(state.verdicts[profile])]),
+    ) as Record<Semantics, VerdictReport>,
+  };
+}
+
+export function check(argv: string[], env: NodeJS.ProcessEnv): number {
+  const flags = parseFlags('check', checkFlags, argv, env);
+  if (flags.help) {
+    process.stdout.write(helpText('check', CHECK_SUMMARY, checkFlags));
+    return 0;
+  }
+  const report = runCheck({
+    confDir: flags['cni-conf-dir'],
+    binDirs: flags['cni-bin-dir'],
+    hostRoot: flags['host-root'],
+    maxFileSize: flags['max-file-size'],
+  });
+  process.stdout.write(
+    flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatCheck(report, flags.semantics),
+  );
+  return report.verdicts[flags.semantics].ready ? 0 : 1;
+}
+
+export function formatCheck(report: CheckReport, semantics: Semantics): string {
+  const chosen = report.verdicts[semantics];
+  const lines = [
+    `${report.confDir}: ${chosen.ready ? `READY: network "${chosen.network ?? ''}" from ${chosen.file ?? '?'}` : `NOT READY: ${chosen.reason ?? ''}`} (${semantics} semantics)`,
+  ];
+  if (report.dirError) lines.push(`  directory: ${report.dirError}`);
+  if (report.files.length === 0 && !report.dirError) lines.push('  no .conf, .conflist or .json files');
+  const width = Math.max(0, ...report.files.map((file) => file.file.length));
+  for (const file of report.files) {
+    const detail =
+      file.status === 'accepted'
+        ? `network "${file.network ?? ''}" cniVersion ${file.cniVersion || 'unset'}, plugins ${file.plugins.join(', ')}`
+        : (file.error ?? '');
+    lines.push(`  ${file.status.padEnd(8)} ${file.file.padEnd(width)}  ${detail}`);
+    if (file.missingBinaries.length)
+      lines.push(
+        `  ${''.padEnd(8)} ${''.padEnd(width)}  missing plugin binaries in ${report.binDirs.join(', ')}: ${file.missingBinaries.join(', ')}`,
+      );
+    for (const warning of file.warnings)
+      lines.push(`  ${''.padEnd(8)} ${''.padEnd(width)}  warning: ${warning}`);
+  }
+  lines.push('verdicts:');
+  for (const profile of SEMANTICS) {
+    const verdict = report.verdicts[profile];
+    lines.push(
+      `  ${profile.padEnd(10)} ${verdict.ready ? `ready      network "${verdict.network ?? ''}" from ${verdict.file ?? '?'}` : `NOT READY  ${verdict.reason ?? ''}`}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,54 @@
+// Command dispatch for bin/cri-netstatus.js. Returns the exit code; usage errors exit 2.
+import { check, CHECK_SUMMARY } from './check.js';
+import { UsageError } from './flags.js';
+import { serve, SERVE_SUMMARY } from './serve.js';
+import { status, STATUS_SUMMARY } from './status.js';
+import { VERSION } from '../version.js';
+
+const USAGE = `Usage: cri-netstatus <command> [flags]
+
+Commands:
+  serve     ${SERVE_SUMMARY}
+  status    ${STATUS_SUMMARY}
+  check     ${CHECK_SUMMARY}
+  version   Print the version.
+
+Run 'cri-netstatus <command> --help' for a command's flags. Every flag can also be set as
+the environment variable CRI_NETSTATUS_<FLAG_IN_CAPS>, e.g. CRI_NETSTATUS_CNI_CONF_DIR.
+`;
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest, env);
+      case 'status':
+        return await status(rest, env);
+      case 'check':
+        return check(rest, env);
+      case 'version':
+      case '--version':
+        process.stdout.write(`cri-netstatus ${VERSION}\n`);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`cri-netstatus: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(
+      `cri-netstatus ${command}: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return 1;
+  }
+}

@@ -1,0 +1,262 @@
+// `cri-netstatus serve`: the daemon. Wires the one-way flow: conf dir → refresher (state) →
+// gRPC Status, metrics and logs (and the Kubernetes view when enabled).
+import { resolve } from 'node:path';
+import { Refresher } from '../cni/refresher.js';
+import { describeChanges } from '../cni/changes.js';
+import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
+import { SEMANTICS } from '../cni/types.js';
+import { ConfDirWatcher } from '../cni/watcher.js';
+import { RUNTIME_READY, isStaleTooLong } from '../cri/conditions.js';
+import { CriServer } from '../cri/server.js';
+import { createLogger, LOG_LEVELS } from '../log.js';
+import type { Logger } from '../log.js';
+import { startHttpEndpoint } from '../metrics/http.js';
+import { AgentMetrics } from '../metrics/registry.js';
+import { VERSION, versionInfo } from '../version.js';
+import {
+  duration,
+  fileMode,
+  helpText,
+  hostPort,
+  list,
+  nonEmpty,
+  oneOf,
+  parseFlags,
+  size,
+  text,
+  unixEndpoint,
+} from './flags.js';
+import type { FlagValues } from './flags.js';
+
+export const serveFlags = {
+  'cni-conf-dir': {
+    description: 'CNI network config directory to serve',
+    default: '/etc/cni/net.d',
+    parse: (raw: string) => resolve(nonEmpty(raw)),
+  },
+  'cni-bin-dir': {
+    description: 'CNI plugin binary directories, comma-separated',
+    default: '/opt/cni/bin',
+    accepts: 'DIR[,DIR...]',
+    parse: (raw: string) => list(raw).map((dir) => resolve(dir)),
+  },
+  socket: {
+    description: 'unix socket to serve CRI RuntimeService on',
+    default: '/run/cri-netstatus/cri.sock',
+    accepts: 'a path or unix:///path',
+    parse: unixEndpoint,
+  },
+  'socket-mode': {
+    description: 'file mode of the socket',
+    default: '0660',
+    accepts: 'an octal mode such as 0660',
+    parse: fileMode,
+  },
+  'metrics-address': {
+    description: 'host:port for /metrics, /healthz and /readyz',
+    default: '0.0.0.0:9731',
+    accepts: 'host:port, [ipv6]:port, :port or off',
+    parse: hostPort,
+  },
+  semantics: {
+    description: "which runtime's config selection to mirror",
+    default: 'isulad',
+    accepts: SEMANTICS.join(', '),
+    parse: oneOf(SEMANTICS),
+  },
+  'stale-after': {
+    description: 'turn NetworkReady false once a last-good config has been served this long',
+    default: '0',
+    accepts: 'a duration such as 10m, or 0 for never',
+    parse: duration,
+  },
+  'max-file-size': {
+    description: 'reject config files larger than this',
+    default: String(DEFAULT_MAX_FILE_SIZE),
+    accepts: 'bytes, or 512Ki, 1Mi',
+    parse: size,
+  },
+  'resync-interval': {
+    description: 'periodic full refresh, a safety net for lost file events',
+    default: '30s',
+    accepts: 'a duration of at least 1s',
+    parse: (raw: string) => atLeast(duration(raw), 1000, raw),
+  },
+  'shutdown-grace': {
+    description: 'how long in-flight calls may take after SIGTERM',
+    default: '5s',
+    accepts: 'a duration',
+    parse: duration,
+  },
+  'runtime-endpoint': {
+    description: 'upstream CRI socket whose RuntimeReady is mirrored',
+    accepts: 'unix:///path',
+    parse: unixEndpoint,
+  },
+  kube: {
+    description: 'write a Node condition and Events (auto: when in a cluster with NODE_NAME set)',
+    default: 'auto',
+    accepts: 'auto, on, off',
+    parse: oneOf(['auto', 'on', 'off'] as const),
+  },
+  kubeconfig: { description: 'kubeconfig for out-of-cluster runs (default: in-cluster config)', parse: text },
+  'node-name': { description: "this node's name", env: 'NODE_NAME', parse: text },
+  'log-level': {
+    description: 'log level',
+    default: 'info',
+    accepts: LOG_LEVELS.join(', '),
+    parse: oneOf(LOG_LEVELS),
+  },
+  'log-format': {
+    description: 'log format',
+    default: 'json',
+    accepts: 'json, text',
+    parse: oneOf(['json', 'text'] as const),
+  },
+  help: {
+    description: 'show this help',
+    boolean: true,
+    short: 'h',
+    env: false,
+    parse: (raw: string) => raw === 'true',
+  },
+} as const;
+
+export type ServeConfig = FlagValues<typeof serveFlags>;
+
+function atLeast(value: number, min: number, raw: string): number {
+  if (value < min) throw new Error(`"${raw}" is too short`);
+  return value;
+}
+
+export const SERVE_SUMMARY =
+  "Serve CRI RuntimeService/Status from the node's CNI config on a unix socket, with Prometheus metrics.";
+
+export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const config = parseFlags('serve', serveFlags, argv, env);
+  if (config.help) {
+    process.stdout.write(helpText('serve', SERVE_SUMMARY, serveFlags));
+    return 0;
+  }
+  const log = createLogger(config['log-level'], config['log-format']);
+  const agent = await startAgent(config, log);
+  await new Promise<void>((done) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'shutting down: draining in-flight calls');
+      agent.stop().then(done, (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        done();
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  log.info('stopped');
+  return 0;
+}
+
+export interface Agent {
+  refresher: Refresher;
+  metrics: AgentMetrics;
+  stop(): Promise<void>;
+}
+
+/** Starts every part of the daemon; used by `serve` and by tests that run it in-process. */
+export async function startAgent(config: ServeConfig, log: Logger): Promise<Agent> {
+  const refresher = new Refresher({
+    confDir: config['cni-conf-dir'],
+    binDirs: config['cni-bin-dir'],
+    semantics: config.semantics,
+    maxFileSize: config['max-file-size'],
+  });
+  const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
+  const runtimeCondition = () => RUNTIME_READY;
+  const networkReady = (): boolean =>
+    refresher.state.selection.ready && !isStaleTooLong(refresher.state, Date.now(), staleAfterMs);
+
+  const metrics = new AgentMetrics({
+    version: VERSION,
+    state: () => refresher.state,
+    networkReady,
+    runtimeReady: () => runtimeCondition().status,
+    lastSuccessAt: () => refresher.stats.lastSuccessAt,
+  });
+  refresher.onRefresh((report) => {
+    metrics.observeRefresh(report);
+    for (const change of describeChanges(report.previous, report.state)) {
+      const { severity, message, ...fields } = change;
+      if (severity === 'warning') log.warn(fields, message);
+      else log.info(fields, message);
+    }
+  });
+  refresher.refresh();
+
+  const effective = {
+    cniConfDir: config['cni-conf-dir'],
+    cniBinDirs: config['cni-bin-dir'],
+    socket: config.socket,
+    metricsAddress: config['metrics-address']
+      ? `${config['metrics-address'].host}:${config['metrics-address'].port}`
+      : 'off',
+    semantics: config.semantics,
+    staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
+    maxFileSize: config['max-file-size'],
+    resyncInterval: `${config['resync-interval'] / 1000}s`,
+    runtimeEndpoint: config['runtime-endpoint'] ?? null,
+    kube: config.kube,
+    nodeName: config['node-name'] ?? null,
+  };
+  const cri = new CriServer({
+    socketPath: config.socket,
+    socketMode: config['socket-mode'],
+    refresher,
+    version: VERSION,
+    staleAfterMs,
+    runtimeCondition,
+    infoContext: () => ({ stats: refresher.stats, config: effective, version: versionInfo() }),
+    onStatusServed: (code) => metrics.statusServed(code),
+    onError: (error) => log.error({ err: error }, 'Status failed'),
+  });
+  await cri.start();
+
+  const watcher = new ConfDirWatcher(refresher, {
+    resyncIntervalMs: config['resync-interval'],
+    onWatchError: (path, error) =>
+      log.warn(
+        { path, err: error.message },
+        'file watch failed; relying on the periodic resync until it can be re-armed',
+      ),
+  });
+  watcher.start();
+
+  const address = config['metrics-address'];
+  const http = address
+    ? await startHttpEndpoint({
+        address,
+        registry: metrics.registry,
+        ready: () => (cri.isServing ? { ok: true } : { ok: false, why: 'the CRI socket is not serving' }),
+      })
+    : undefined;
+
+  log.info(
+    {
+      socket: config.socket,
+      confDir: config['cni-conf-dir'],
+      semantics: config.semantics,
+      metrics: effective.metricsAddress,
+      version: VERSION,
+      query: `cri-netstatus status --socket ${config.socket}`,
+    },
+    'serving CRI RuntimeService/Status',
+  );
+  return {
+    refresher,
+    metrics,
+    async stop() {
+      watcher.stop();
+      await cri.stop(config['shutdown-grace']);
+      await new Promise<void>((done) => (http ? http.close(() => done()) : done()));
+      http?.closeAllConnections();
+    },
+  };
+}

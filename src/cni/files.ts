@@ -1,0 +1,185 @@
+// Listing and reading a CNI conf dir the way libcni's ConfFiles does (extensions `.conf`,
+// `.conflist`, `.json`, case-sensitive, no recursion, byte-order sort), with the guards libcni
+// lacks: non-regular targets are refused before any open (a FIFO would block), reads are capped,
+// and every error says what is wrong with the file and what to do about it. All I/O here is synchronous on
+// purpose: a refresh is a handful of syscalls, cheaper than a trip through the threadpool.
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  statSync,
+} from 'node:fs';
+import type { Stats } from 'node:fs';
+import { extname } from 'node:path';
+import type { LoadError } from './types.js';
+
+export const CONFIG_EXTENSIONS = new Set(['.conf', '.conflist', '.json']);
+export const DEFAULT_MAX_FILE_SIZE = 1024 * 1024;
+
+export type Listing = { ok: true; files: string[]; dirIno: number } | { ok: false; error: LoadError };
+
+/** Candidate config file names in `dir`, sorted by their UTF-8 bytes as Go's sort.Strings does. */
+export function listConfigFiles(dir: string): Listing {
+  let dirIno: number;
+  let names: string[];
+  try {
+    dirIno = statSync(dir).ino;
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => !entry.isDirectory() && CONFIG_EXTENSIONS.has(extname(entry.name)))
+      .map((entry) => entry.name);
+  } catch (error) {
+    return { ok: false, error: dirError(dir, error) };
+  }
+  return { ok: true, files: sortByBytes(names), dirIno };
+}
+
+export function sortByBytes(names: string[]): string[] {
+  if (names.every((name) => /^[\x00-\x7f]*$/.test(name))) return names.sort();
+  return names
+    .map((name) => ({ name, key: Buffer.from(name) }))
+    .sort((a, b) => Buffer.compare(a.key, b.key))
+    .map(({ name }) => name);
+}
+
+/** Identity of a file's content as `stat` sees it, following symlinks; undefined when it is gone. */
+export interface FileStat {
+  key: string;
+  ctimeMs: number;
+  stats: Stats;
+}
+
+export function statFile(path: string): FileStat | undefined | LoadError {
+  try {
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (stats === undefined) return danglingLink(path);
+    return {
+      key: `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`,
+      ctimeMs: stats.ctimeMs,
+      stats,
+    };
+  } catch (error) {
+    return fileError(error);
+  }
+}
+
+/** A name readdir listed but stat cannot follow: gone (a delete raced us) or a broken symlink. */
+function danglingLink(path: string): undefined | LoadError {
+  try {
+    if (!lstatSync(path).isSymbolicLink()) return undefined;
+    return {
+      reason: 'read_error',
+      message: `a symlink to ${readlinkSync(path)}, which does not exist; fix or remove the link`,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export type ReadResult =
+  { ok: true; bytes: Buffer } | { ok: false; error: LoadError } | { ok: false; gone: true };
+
+/** Reads a config file, refusing non-regular files and anything over `maxSize` bytes. */
+export function readConfigFile(path: string, maxSize: number): ReadResult {
+  let fd: number;
+  try {
+    // O_NONBLOCK: should the file have been swapped for a FIFO since stat, open must not hang.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return { ok: false, gone: true };
+    return { ok: false, error: fileError(error) };
+  }
+  try {
+    const stats = fstatSync(fd);
+    const kind = nonRegularKind(stats);
+    if (kind) return { ok: false, error: notRegular(kind) };
+    if (stats.size > maxSize) return { ok: false, error: tooLarge(stats.size, maxSize) };
+    const buffer = Buffer.allocUnsafe(Math.min(stats.size, maxSize) + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > maxSize) return { ok: false, error: tooLarge(length, maxSize) };
+      if (length === buffer.length) break;
+    }
+    return { ok: true, bytes: buffer.subarray(0, length) };
+  } catch (error) {
+    return { ok: false, error: fileError(error) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function nonRegularKind(stats: Stats): string | undefined {
+  if (stats.isFile()) return undefined;
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+export function notRegular(kind: string): LoadError {
+  return {
+    reason: 'read_error',
+    message: `${kind}, not a regular file; CNI configs must be regular files (move it away or rename it so it does not end in .conf, .conflist or .json)`,
+  };
+}
+
+function tooLarge(size: number, maxSize: number): LoadError {
+  return {
+    reason: 'too_large',
+    message: `${formatBytes(size)}, over the ${formatBytes(maxSize)} limit for a CNI config (--max-file-size); a real config is a few KiB, so check what wrote it`,
+  };
+}
+
+function dirError(dir: string, error: unknown): LoadError {
+  if (isErrno(error, 'ENOENT')) {
+    return {
+      reason: 'no_config',
+      message: `no network config found in ${dir}: the directory does not exist`,
+    };
+  }
+  if (isErrno(error, 'ENOTDIR')) {
+    return {
+      reason: 'read_error',
+      message: `cannot read ${dir}: it is not a directory; point --cni-conf-dir at the CNI conf dir`,
+    };
+  }
+  if (isErrno(error, 'EACCES') || isErrno(error, 'EPERM')) {
+    return {
+      reason: 'read_error',
+      message: `cannot read ${dir}: permission denied; the agent needs read access to the CNI conf dir (check the hostPath mount and the container's user)`,
+    };
+  }
+  return { reason: 'read_error', message: `cannot read ${dir}: ${errorText(error)}` };
+}
+
+function fileError(error: unknown): LoadError {
+  if (isErrno(error, 'EACCES') || isErrno(error, 'EPERM')) {
+    return { reason: 'read_error', message: 'permission denied; make the file readable by the agent' };
+  }
+  if (isErrno(error, 'ELOOP')) {
+    return { reason: 'read_error', message: 'too many levels of symbolic links' };
+  }
+  return { reason: 'read_error', message: `cannot read it: ${errorText(error)}` };
+}
+
+export function isErrno(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1).replace(/\.0$/, '')} KiB`;
+  return `${bytes} bytes`;
+}

@@ -1,0 +1,95 @@
+// Selection semantics: which network is the default, and is the network ready. Each profile is
+// named after the runtime whose loader it mirrors (see reference/cni-loading.md and
+// cri-status.md); they are pure functions of a scan and, for isulad, the previous decision.
+import type { FileVerdict, LoadError, NetworkConfig, Selection, Semantics } from './types.js';
+
+export interface Scan {
+  confDir: string;
+  dirError?: LoadError;
+  files: readonly FileVerdict[];
+}
+
+export function select(semantics: Semantics, scan: Scan, previous?: Selection): Selection {
+  switch (semantics) {
+    case 'isulad':
+      return selectIsulad(scan, previous);
+    case 'containerd':
+      return selectContainerd(scan);
+    case 'crio':
+      return selectCrio(scan);
+  }
+}
+
+/** The config a file contributes: what it holds now, else its last good content. */
+export function inForce(file: FileVerdict): NetworkConfig | undefined {
+  return file.current.ok ? file.current.config : file.lastGood;
+}
+
+/**
+ * iSulad (and dockershim): bad files are skipped, a file that loaded before keeps its last good
+ * content, and a refresh that finds nothing usable (empty or unreadable dir) keeps what was in force.
+ */
+function selectIsulad(scan: Scan, previous: Selection | undefined): Selection {
+  const chosen = scan.dirError ? undefined : scan.files.find((file) => inForce(file) !== undefined);
+  if (chosen) {
+    const network = inForce(chosen);
+    return {
+      ready: true,
+      network,
+      file: chosen.file,
+      stale: !chosen.current.ok,
+      ...(chosen.current.ok ? {} : { reason: `${chosen.path}: ${chosen.current.error.message}` }),
+    };
+  }
+  const why = nothingLoaded(scan);
+  if (previous?.network) return { ...previous, ready: true, stale: true, reason: why };
+  return { ready: false, stale: false, reason: why };
+}
+
+/** containerd (go-cni): the first file in sorted order is the default; any bad file fails the whole load. */
+function selectContainerd(scan: Scan): Selection {
+  if (scan.dirError)
+    return { ready: false, stale: false, reason: `${scan.dirError.message}: cni plugin not initialized` };
+  const bad = scan.files.find((file) => !file.current.ok);
+  if (bad && !bad.current.ok) {
+    return {
+      ready: false,
+      stale: false,
+      reason: `failed to load CNI config list file ${bad.path}: ${bad.current.error.message}: invalid cni config`,
+    };
+  }
+  const first = scan.files[0];
+  if (!first?.current.ok) {
+    return {
+      ready: false,
+      stale: false,
+      reason: `no network config found in ${scan.confDir}: cni plugin not initialized`,
+    };
+  }
+  return { ready: true, network: first.current.config, file: first.file, stale: false };
+}
+
+/** CRI-O (ocicni): the first file that loads and whose plugin binaries all exist; others are skipped. */
+function selectCrio(scan: Scan): Selection {
+  if (scan.dirError) return { ready: false, stale: false, reason: scan.dirError.message };
+  const chosen = scan.files.find((file) => file.current.ok && file.missingBinaries.length === 0);
+  if (chosen?.current.ok)
+    return { ready: true, network: chosen.current.config, file: chosen.file, stale: false };
+  const skipped = scan.files.map(
+    (file) =>
+      `${file.path}: ${file.current.ok ? `missing plugin binaries ${file.missingBinaries.join(', ')}` : file.current.error.message}`,
+  );
+  return {
+    ready: false,
+    stale: false,
+    reason: `no CNI configuration file in ${scan.confDir}. Has your network provider started?${skipped.length ? ` (skipped ${skipped.join('; ')})` : ''}`,
+  };
+}
+
+function nothingLoaded(scan: Scan): string {
+  if (scan.dirError) return scan.dirError.message;
+  if (scan.files.length === 0) return `no network config found in ${scan.confDir}`;
+  const first = scan.files.find((file) => !file.current.ok);
+  const detail = first && !first.current.ok ? `: ${first.path}: ${first.current.error.message}` : '';
+  return `no valid network config in ${scan.confDir}${detail}`;
+}

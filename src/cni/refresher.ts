@@ -1,0 +1,326 @@
+// The refresher turns the conf dir into a NetworkState. It keeps, per file, the last content that
+// loaded, so a failed refresh never replaces what is in force; it decides from readdir + stat
+// whether anything changed and re-reads only changed files; and it lets concurrent callers share
+// one refresh that starts after all of them arrived (read-your-writes at the cost of one scan).
+import { performance } from 'node:perf_hooks';
+import { join } from 'node:path';
+import { BinaryLocator } from './binaries.js';
+import { listConfigFiles, nonRegularKind, notRegular, readConfigFile, statFile } from './files.js';
+import { parseConfig } from './parse.js';
+import { inForce, select } from './profiles.js';
+import { SEMANTICS } from './types.js';
+import type {
+  FailureReason,
+  FileVerdict,
+  LoadError,
+  LoadResult,
+  NetworkConfig,
+  NetworkState,
+  Selection,
+  Semantics,
+} from './types.js';
+
+export interface RefresherOptions {
+  confDir: string;
+  binDirs: readonly string[];
+  semantics: Semantics;
+  maxFileSize: number;
+}
+
+/** What one refresh did, for metrics and logs. */
+export interface RefreshReport {
+  durationSeconds: number;
+  /** The state after the refresh (the same object as before when nothing changed). */
+  state: NetworkState;
+  previous: NetworkState;
+  /** Set when this refresh saw a failure that the previous one did not (counted once per change on disk). */
+  newFailure?: FailureReason;
+}
+
+export interface RefreshStats {
+  attempts: number;
+  failures: number;
+  lastAttemptAt?: number;
+  lastSuccessAt?: number;
+  lastFailureAt?: number;
+}
+
+/**
+ * File timestamps tick at the kernel's coarse clock, so a rewrite within one tick of our read can
+ * leave size, mtime and ctime unchanged (git's "racily clean" entries). A file changed this
+ * recently before we read it is re-read, until a read happens safely after its last change.
+ */
+const RACY_WINDOW_MS = 50;
+
+interface FileRecord {
+  statKey: string;
+  ctimeMs: number;
+  readAtMs: number;
+  bytes?: Buffer;
+  verdict: FileVerdict;
+}
+
+type Listener<T> = (value: T) => void;
+
+export class Refresher {
+  readonly stats: RefreshStats = { attempts: 0, failures: 0 };
+  private readonly records = new Map<string, FileRecord>();
+  private readonly binaries: BinaryLocator;
+  private readonly listeners: Listener<RefreshReport>[] = [];
+  private pending: Promise<NetworkState> | undefined;
+  private soon: NodeJS.Timeout | undefined;
+  private current: NetworkState;
+  private dirIno: number | undefined;
+
+  constructor(readonly options: RefresherOptions) {
+    this.binaries = new BinaryLocator(options.binDirs);
+    const nothing: Selection = { ready: false, stale: false, reason: 'network config not loaded yet' };
+    this.current = {
+      generation: 0,
+      confDir: options.confDir,
+      binDirs: options.binDirs,
+      semantics: options.semantics,
+      files: [],
+      selection: nothing,
+      verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
+    };
+  }
+
+  get state(): NetworkState {
+    return this.current;
+  }
+
+  /** The conf dir's inode as of the last refresh; the watcher re-arms when it changes. */
+  get confDirIno(): number | undefined {
+    return this.dirIno;
+  }
+
+  onRefresh(listener: Listener<RefreshReport>): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * A state that reflects every change completed before this call. Callers that arrive before the
+   * scheduled scan starts share it; the scan runs once the current I/O phase has been drained.
+   */
+  fresh(): Promise<NetworkState> {
+    this.pending ??= new Promise((resolve, reject) => {
+      setImmediate(() => {
+        this.pending = undefined;
+        try {
+          resolve(this.refresh());
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    });
+    return this.pending;
+  }
+
+  /** Debounced refresh for watcher events: a burst of writes costs one scan. */
+  refreshSoon(delayMs = 25): void {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      this.refresh();
+    }, delayMs);
+    this.soon.unref();
+  }
+
+  /** Scans now, synchronously, and returns the resulting state. */
+  refresh(): NetworkState {
+    const started = performance.now();
+    const now = Date.now();
+    const previous = this.current;
+    const { changed, dirError, files, newFailure } = this.scan(now);
+    if (changed) this.current = this.nextState(previous, dirError, files, now);
+    const state = this.current;
+
+    this.stats.attempts++;
+    this.stats.lastAttemptAt = now;
+    if (state.lastError === undefined) this.stats.lastSuccessAt = now;
+    if (newFailure) {
+      this.stats.failures++;
+      this.stats.lastFailureAt = now;
+    }
+    const report: RefreshReport = {
+      durationSeconds: (performance.now() - started) / 1000,
+      state,
+      previous,
+      ...(newFailure ? { newFailure } : {}),
+    };
+    for (const listener of this.listeners) listener(report);
+    return state;
+  }
+
+  private scan(now: number): {
+    changed: boolean;
+    dirError?: LoadError;
+    files: FileVerdict[];
+    newFailure?: FailureReason;
+  } {
+    const { confDir, maxFileSize } = this.options;
+    const previous = this.current;
+    let changed = this.binaries.revalidate();
+    const listing = listConfigFiles(confDir);
+    if (!listing.ok) {
+      // Records are kept: when the dir comes back with the same files, their last good content still counts.
+      const same = previous.dirError?.message === listing.error.message;
+      return {
+        changed: changed || !same || previous.files.length > 0,
+        dirError: listing.error,
+        files: [],
+        ...(same ? {} : { newFailure: listing.error.reason }),
+      };
+    }
+    if (listing.dirIno !== this.dirIno) {
+      this.dirIno = listing.dirIno;
+      changed = true;
+    }
+    if (previous.dirError) changed = true;
+
+    let newFailure: FailureReason | undefined;
+    const files: FileVerdict[] = [];
+    const seen = new Set<string>();
+    for (const name of listing.files) {
+      const path = join(confDir, name);
+      const before = this.records.get(name);
+      const record = this.examine(name, path, before, now, maxFileSize);
+      if (record === undefined) continue; // deleted between readdir and stat
+      seen.add(name);
+      this.records.set(name, record);
+      if (record.verdict !== before?.verdict) {
+        changed = true;
+        const error = record.verdict.current.ok ? undefined : record.verdict.current.error;
+        const was = before?.verdict.current.ok === false ? before.verdict.current.error : undefined;
+        if (error && error.message !== was?.message) newFailure ??= error.reason;
+      }
+      const verdict = this.withBinaries(record.verdict);
+      if (verdict !== record.verdict) {
+        record.verdict = verdict;
+        changed = true;
+      }
+      files.push(record.verdict);
+    }
+    for (const name of this.records.keys()) {
+      if (!seen.has(name)) {
+        this.records.delete(name);
+        changed = true;
+      }
+    }
+    if (files.length === 0 && (previous.files.length > 0 || previous.generation === 0))
+      newFailure ??= 'no_config';
+    return {
+      changed: changed || files.length !== previous.files.length,
+      files,
+      ...(newFailure ? { newFailure } : {}),
+    };
+  }
+
+  /** The record for one file: reused when stat says nothing changed, else re-read and re-parsed. */
+  private examine(
+    name: string,
+    path: string,
+    before: FileRecord | undefined,
+    now: number,
+    maxFileSize: number,
+  ): FileRecord | undefined {
+    const stat = statFile(path);
+    if (stat === undefined) return undefined;
+    if (!('key' in stat)) return this.withResult(name, path, before, { ok: false, error: stat }, now);
+    const racy = before !== undefined && before.readAtMs - before.ctimeMs < RACY_WINDOW_MS;
+    if (before && before.statKey === stat.key && !racy) return before;
+
+    const kind = nonRegularKind(stat.stats);
+    if (kind) return this.withResult(name, path, before, { ok: false, error: notRegular(kind) }, now, stat);
+    const read = readConfigFile(path, maxFileSize);
+    if (!read.ok && 'gone' in read) return undefined;
+    if (read.ok && before?.bytes?.equals(read.bytes)) {
+      return { ...before, statKey: stat.key, ctimeMs: stat.ctimeMs, readAtMs: now };
+    }
+    const result: LoadResult = read.ok ? parseConfig(name, read.bytes) : { ok: false, error: read.error };
+    return this.withResult(name, path, before, result, now, stat, read.ok ? read.bytes : undefined);
+  }
+
+  private withResult(
+    name: string,
+    path: string,
+    before: FileRecord | undefined,
+    current: LoadResult,
+    now: number,
+    stat?: { key: string; ctimeMs: number },
+    bytes?: Buffer,
+  ): FileRecord {
+    const prior = before?.verdict;
+    const sameError =
+      prior && !prior.current.ok && !current.ok && prior.current.error.message === current.error.message;
+    const lastGood: NetworkConfig | undefined = current.ok ? current.config : prior?.lastGood;
+    const lastGoodAt = current.ok ? now : prior?.lastGoodAt;
+    const verdict: FileVerdict = sameError
+      ? prior
+      : {
+          file: name,
+          path,
+          current,
+          ...(lastGood ? { lastGood } : {}),
+          ...(lastGoodAt !== undefined ? { lastGoodAt } : {}),
+          missingBinaries: [],
+        };
+    return {
+      statKey: stat?.key ?? '',
+      ctimeMs: stat?.ctimeMs ?? 0,
+      readAtMs: now,
+      ...(bytes ? { bytes } : {}),
+      verdict,
+    };
+  }
+
+  private withBinaries(verdict: FileVerdict): FileVerdict {
+    const config = inForce(verdict);
+    const missing = config ? this.binaries.missing(config.plugins.map((plugin) => plugin.type)) : [];
+    const same =
+      missing.length === verdict.missingBinaries.length &&
+      missing.every((type, i) => type === verdict.missingBinaries[i]);
+    return same ? verdict : { ...verdict, missingBinaries: missing };
+  }
+
+  private nextState(
+    previous: NetworkState,
+    dirError: LoadError | undefined,
+    files: FileVerdict[],
+    now: number,
+  ): NetworkState {
+    const { confDir, semantics } = this.options;
+    const scan = { confDir, files, ...(dirError ? { dirError } : {}) };
+    const verdicts = Object.fromEntries(
+      SEMANTICS.map((profile) => [profile, select(profile, scan, previous.verdicts[profile])]),
+    ) as Record<Semantics, Selection>;
+    const selection = verdicts[semantics];
+    const lastError = firstError(confDir, dirError, files);
+    const staleSince = selection.stale ? (previous.selection.stale ? previous.staleSince : now) : undefined;
+    return {
+      generation: previous.generation + 1,
+      confDir,
+      binDirs: this.options.binDirs,
+      semantics,
+      ...(dirError ? { dirError } : {}),
+      files,
+      selection,
+      verdicts,
+      ...(lastError ? { lastError } : {}),
+      ...(staleSince !== undefined ? { staleSince } : {}),
+    };
+  }
+}
+
+function firstError(
+  confDir: string,
+  dirError: LoadError | undefined,
+  files: readonly FileVerdict[],
+): (LoadError & { file?: string }) | undefined {
+  if (dirError) return dirError;
+  if (files.length === 0) return { reason: 'no_config', message: `no network config found in ${confDir}` };
+  const bad = files.find((file) => !file.current.ok);
+  if (bad && !bad.current.ok) return { ...bad.current.error, file: bad.path };
+  return undefined;
+}

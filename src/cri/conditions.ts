@@ -1,0 +1,79 @@
+// The CRI conditions served by Status, derived from the network state. Required: RuntimeReady and
+// NetworkReady (kubelet fails Status with fewer than two conditions); optional:
+// NetworkConfigUpToDate, which says when a last-good config is being served.
+import type { NetworkState } from '../cni/types.js';
+import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
+
+export const NETWORK_NOT_READY_REASON = 'NetworkPluginNotReady';
+export const NETWORK_NOT_READY_PREFIX = 'Network plugin returns error: ';
+export const REFRESH_FAILED_REASON = 'RefreshFailed';
+export const STALE_TOO_LONG_REASON = 'NetworkConfigStale';
+
+export interface ConditionOptions {
+  /** Serving a stale config for longer than this turns NetworkReady false (undefined: never). */
+  staleAfterMs?: number | undefined;
+  /** RuntimeReady as decided elsewhere (true while serving, or mirrored from an upstream runtime). */
+  runtime: RuntimeCondition;
+}
+
+export const RUNTIME_READY: RuntimeCondition = {
+  type: 'RuntimeReady',
+  status: true,
+  reason: '',
+  message: '',
+};
+
+export function networkReady(
+  state: NetworkState,
+  now: number,
+  staleAfterMs: number | undefined,
+): RuntimeCondition {
+  const { selection } = state;
+  if (!selection.ready) {
+    return {
+      type: 'NetworkReady',
+      status: false,
+      reason: NETWORK_NOT_READY_REASON,
+      message: NETWORK_NOT_READY_PREFIX + (selection.reason ?? `no network config found in ${state.confDir}`),
+    };
+  }
+  if (isStaleTooLong(state, now, staleAfterMs)) {
+    return {
+      type: 'NetworkReady',
+      status: false,
+      reason: NETWORK_NOT_READY_REASON,
+      message: `${NETWORK_NOT_READY_PREFIX}network config stale for ${formatDuration(now - (state.staleSince ?? now))} (over --stale-after): ${selection.reason ?? 'refresh failed'}`,
+    };
+  }
+  return { type: 'NetworkReady', status: true, reason: '', message: '' };
+}
+
+export function configUpToDate(state: NetworkState): RuntimeCondition {
+  const { selection } = state;
+  if (!selection.stale) return { type: 'NetworkConfigUpToDate', status: true, reason: '', message: '' };
+  const since = state.staleSince === undefined ? '' : ` since ${new Date(state.staleSince).toISOString()}`;
+  return {
+    type: 'NetworkConfigUpToDate',
+    status: false,
+    reason: REFRESH_FAILED_REASON,
+    message: `serving the last good config of ${selection.file ?? 'the network'} (network "${selection.network?.name ?? ''}")${since}: ${selection.reason ?? 'refresh failed'}`,
+  };
+}
+
+export function conditions(state: NetworkState, now: number, options: ConditionOptions): RuntimeCondition[] {
+  return [options.runtime, networkReady(state, now, options.staleAfterMs), configUpToDate(state)];
+}
+
+export function isStaleTooLong(state: NetworkState, now: number, staleAfterMs: number | undefined): boolean {
+  return (
+    staleAfterMs !== undefined && state.staleSince !== undefined && now - state.staleSince > staleAfterMs
+  );
+}
+
+export function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m${seconds % 60 ? `${seconds % 60}s` : ''}`;
+  return `${Math.floor(minutes / 60)}h${minutes % 60 ? `${minutes % 60}m` : ''}`;
+}

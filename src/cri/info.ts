@@ -1,0 +1,88 @@
+// The verbose `info` map of StatusResponse. Every value is JSON (crictl parses values that start
+// with `{`), and `cniconfig` carries containerd's keys (PluginDirs, PluginConfDir, Networks) so
+// scripts written against `crictl info` on containerd keep working, next to our own.
+import { fileReport, verdictReport } from '../cni/report.js';
+import type { RefreshStats } from '../cni/refresher.js';
+import { SEMANTICS } from '../cni/types.js';
+import type { NetworkState } from '../cni/types.js';
+
+export interface InfoContext {
+  stats: RefreshStats;
+  /** The effective flags. */
+  config: Record<string, unknown>;
+  version: Record<string, string>;
+  /** What the upstream runtime said, when --runtime-endpoint is set. */
+  upstream?: unknown;
+}
+
+export function statusInfo(state: NetworkState, context: InfoContext): Record<string, string> {
+  const info: Record<string, string> = {
+    cniconfig: JSON.stringify(cniConfig(state)),
+    lastCNILoadStatus: JSON.stringify(loadStatus(state)),
+    refresh: JSON.stringify(refreshInfo(state, context.stats)),
+    config: JSON.stringify(context.config),
+    version: JSON.stringify(context.version),
+  };
+  if (context.upstream !== undefined) info.upstream = JSON.stringify(context.upstream);
+  return info;
+}
+
+/** containerd's lastCNILoadStatus: "OK", or the error of the last load (here: the first one, with its file). */
+export function loadStatus(state: NetworkState): string {
+  const error = state.lastError;
+  if (!error) return 'OK';
+  return error.file ? `${error.file}: ${error.message}` : error.message;
+}
+
+function cniConfig(state: NetworkState): Record<string, unknown> {
+  const { selection } = state;
+  const network = selection.network;
+  return {
+    PluginDirs: state.binDirs,
+    PluginConfDir: state.confDir,
+    PluginMaxConfNum: 1,
+    Prefix: 'eth',
+    Networks: network
+      ? [
+          {
+            Config: {
+              Name: network.name,
+              CNIVersion: network.cniVersion,
+              Plugins: network.plugins.map((plugin) => ({ Network: { type: plugin.type } })),
+              Source: network.source,
+            },
+            IFName: 'eth0',
+          },
+        ]
+      : [],
+    semantics: state.semantics,
+    network: network
+      ? {
+          name: network.name,
+          file: selection.file ?? null,
+          cniVersion: network.cniVersion,
+          plugins: network.plugins.map((plugin) => plugin.type),
+          stale: selection.stale,
+        }
+      : null,
+    dirError: state.dirError?.message ?? null,
+    files: state.files.map(fileReport),
+    verdicts: Object.fromEntries(
+      SEMANTICS.map((profile) => [profile, verdictReport(state.verdicts[profile])]),
+    ),
+  };
+}
+
+function refreshInfo(state: NetworkState, stats: RefreshStats): Record<string, unknown> {
+  const iso = (ms: number | undefined): string | null =>
+    ms === undefined ? null : new Date(ms).toISOString();
+  return {
+    attempts: stats.attempts,
+    failures: stats.failures,
+    lastAttempt: iso(stats.lastAttemptAt),
+    lastSuccess: iso(stats.lastSuccessAt),
+    lastFailure: iso(stats.lastFailureAt),
+    staleSince: iso(state.staleSince),
+    generation: state.generation,
+  };
+}

@@ -1,0 +1,61 @@
+// The HTTP endpoint: /metrics for Prometheus, /healthz (the process answers) and /readyz (the CRI
+// socket is serving and the conf dir has been read once). Readiness does not follow NetworkReady:
+// a node without a network must still roll out the agent that reports it.
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface HttpEndpointOptions {
+  address: { host: string; port: number };
+  registry: Registry;
+  ready: () => { ok: boolean; why?: string };
+}
+
+export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<Server> {
+  const server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    switch (path) {
+      case '/metrics':
+        options.registry.metrics().then(
+          (body) => response.writeHead(200, { 'content-type': options.registry.contentType }).end(body),
+          (error: unknown) =>
+            response
+              .writeHead(500, { 'content-type': 'text/plain' })
+              .end(`collecting metrics failed: ${String(error)}\n`),
+        );
+        return;
+      case '/healthz':
+        response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        return;
+      case '/readyz': {
+        const { ok, why } = options.ready();
+        response
+          .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
+          .end(ok ? 'ok\n' : `not ready: ${why ?? ''}\n`);
+        return;
+      }
+      default:
+        response
+          .writeHead(404, { 'content-type': 'text/plain' })
+          .end('not found: try /metrics, /healthz or /readyz\n');
+    }
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) =>
+      reject(
+        new Error(
+          `cannot listen on ${options.address.host}:${options.address.port} (--metrics-address): ${error.message}`,
+        ),
+      ),
+    );
+    server.listen(options.address.port, options.address.host, resolve);
+  });
+  return server;
+}

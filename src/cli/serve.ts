@@ -12,6 +12,10 @@ import { createLogger, LOG_LEVELS } from '../log.js';
 import type { Logger } from '../log.js';
 import { startHttpEndpoint } from '../metrics/http.js';
 import { AgentMetrics } from '../metrics/registry.js';
+import { startKubeReporter } from '../kube/reporter.js';
+import { startUpstreamMirror } from '../upstream/mirror.js';
+import type { UpstreamMirror } from '../upstream/mirror.js';
+import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
 import { VERSION, versionInfo } from '../version.js';
 import {
   duration,
@@ -158,6 +162,8 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
 export interface Agent {
   refresher: Refresher;
   metrics: AgentMetrics;
+  /** host:port the metrics endpoint is bound to, or "off". */
+  metricsAddress: string;
   stop(): Promise<void>;
 }
 
@@ -170,9 +176,10 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     maxFileSize: config['max-file-size'],
   });
   const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
-  const runtimeCondition = () => RUNTIME_READY;
   const networkReady = (): boolean =>
     refresher.state.selection.ready && !isStaleTooLong(refresher.state, Date.now(), staleAfterMs);
+  let upstream: UpstreamMirror | undefined;
+  const runtimeCondition = (): RuntimeCondition => upstream?.runtimeCondition() ?? RUNTIME_READY;
 
   const metrics = new AgentMetrics({
     version: VERSION,
@@ -190,6 +197,10 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     }
   });
   refresher.refresh();
+  const endpoint = config['runtime-endpoint'];
+  if (endpoint) {
+    upstream = startUpstreamMirror({ socketPath: endpoint, log, registry: metrics.registry, networkReady });
+  }
 
   const effective = {
     cniConfDir: config['cni-conf-dir'],
@@ -213,7 +224,12 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     version: VERSION,
     staleAfterMs,
     runtimeCondition,
-    infoContext: () => ({ stats: refresher.stats, config: effective, version: versionInfo() }),
+    infoContext: () => ({
+      stats: refresher.stats,
+      config: effective,
+      version: versionInfo(),
+      ...(upstream ? { upstream: upstream.info() } : {}),
+    }),
     onStatusServed: (code) => metrics.statusServed(code),
     onError: (error) => log.error({ err: error }, 'Status failed'),
   });
@@ -238,12 +254,25 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
       })
     : undefined;
 
+  const kube = await startKubeReporter({
+    mode: config.kube,
+    kubeconfig: config.kubeconfig,
+    nodeName: config['node-name'],
+    refresher,
+    networkReady,
+    log,
+    registry: metrics.registry,
+    env: process.env,
+  });
+
+  const bound = http?.address();
+  const metricsAddress = bound && typeof bound === 'object' ? `${bound.address}:${bound.port}` : 'off';
   log.info(
     {
       socket: config.socket,
       confDir: config['cni-conf-dir'],
       semantics: config.semantics,
-      metrics: effective.metricsAddress,
+      metrics: metricsAddress,
       version: VERSION,
       query: `cri-netstatus status --socket ${config.socket}`,
     },
@@ -252,9 +281,12 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
   return {
     refresher,
     metrics,
+    metricsAddress,
     async stop() {
       watcher.stop();
+      upstream?.stop();
       await cri.stop(config['shutdown-grace']);
+      await kube?.stop();
       await new Promise<void>((done) => (http ? http.close(() => done()) : done()));
       http?.closeAllConnections();
     },

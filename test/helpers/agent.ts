@@ -1,0 +1,124 @@
+// Runs the real agent: in-process (startAgent, for fast integration tests) or as a child process
+// of bin/cri-netstatus.js (for signals, exit codes and the CLI). Both serve a real unix socket.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseFlags } from '../../src/cli/flags.js';
+import { serveFlags, startAgent } from '../../src/cli/serve.js';
+import type { Agent } from '../../src/cli/serve.js';
+import { createLogger } from '../../src/log.js';
+import { criClient } from './cri.js';
+import type { CriClient } from './cri.js';
+import { tempDir } from './fs.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI = join(REPO_ROOT, 'bin', 'cri-netstatus.js');
+
+export interface RunningAgent {
+  agent: Agent;
+  socket: string;
+  confDir: string;
+  metricsUrl: string;
+  client: CriClient;
+}
+
+/** Starts the agent in this process on a temp socket and conf dir; stopped when the test ends. */
+export async function startInProcess(
+  t: TestContext,
+  extraArgs: string[] = [],
+  confDir?: string,
+): Promise<RunningAgent> {
+  const dir = tempDir(t);
+  const conf = confDir ?? join(dir, 'net.d');
+  const socket = join(dir, 'cri.sock');
+  const config = parseFlags(
+    'serve',
+    serveFlags,
+    [
+      '--cni-conf-dir',
+      conf,
+      '--cni-bin-dir',
+      join(dir, 'bin'),
+      '--socket',
+      socket,
+      '--metrics-address',
+      '127.0.0.1:0',
+      '--kube',
+      'off',
+      ...extraArgs,
+    ],
+    {},
+  );
+  const agent = await startAgent(config, createLogger('silent', 'json'));
+  const client = criClient(socket);
+  t.after(async () => {
+    client.close();
+    await agent.stop();
+  });
+  return { agent, socket, confDir: conf, metricsUrl: `http://${agent.metricsAddress}/metrics`, client };
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  socket: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Spawns `cri-netstatus serve` and resolves once its socket exists (or it exits). */
+export async function spawnServe(
+  t: TestContext,
+  args: string[],
+  socket: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<AgentProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--kube', 'off', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let done = false;
+  void exited.then(() => (done = true));
+  const deadline = Date.now() + 15_000;
+  while (!done && !(existsSync(socket) && output.includes('serving CRI'))) {
+    if (Date.now() > deadline) throw new Error(`agent did not start within 15s:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { child, socket, output: () => output, exited };
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Scrapes a Prometheus endpoint and returns the value of one sample (undefined when absent). */
+export async function scrape(url: string, sample: string): Promise<number | undefined> {
+  const body = await (await fetch(url)).text();
+  for (const line of body.split('\n')) {
+    if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+  }
+  return undefined;
+}

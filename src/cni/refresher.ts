@@ -40,6 +40,8 @@ export interface RefreshReport {
 export interface RefreshStats {
   attempts: number;
   failures: number;
+  /** Config files read from disk; stays put while nothing changes (stat decides). */
+  filesRead: number;
   lastAttemptAt?: number;
   lastSuccessAt?: number;
   lastFailureAt?: number;
@@ -63,7 +65,7 @@ interface FileRecord {
 type Listener<T> = (value: T) => void;
 
 export class Refresher {
-  readonly stats: RefreshStats = { attempts: 0, failures: 0 };
+  readonly stats: RefreshStats = { attempts: 0, failures: 0, filesRead: 0 };
   private readonly records = new Map<string, FileRecord>();
   private readonly binaries: BinaryLocator;
   private readonly listeners: Listener<RefreshReport>[] = [];
@@ -234,6 +236,7 @@ export class Refresher {
     const kind = nonRegularKind(stat.stats);
     if (kind) return this.withResult(name, path, before, { ok: false, error: notRegular(kind) }, now, stat);
     const read = readConfigFile(path, maxFileSize);
+    this.stats.filesRead++;
     if (!read.ok && 'gone' in read) return undefined;
     if (read.ok && before?.bytes?.equals(read.bytes)) {
       return { ...before, statKey: stat.key, ctimeMs: stat.ctimeMs, readAtMs: now };

@@ -79,6 +79,7 @@ function refreshInfo(state: NetworkState, stats: RefreshStats): Record<string, u
   return {
     attempts: stats.attempts,
     failures: stats.failures,
+    filesRead: stats.filesRead,
     lastAttempt: iso(stats.lastAttemptAt),
     lastSuccess: iso(stats.lastSuccessAt),
     lastFailure: iso(stats.lastFailureAt),

@@ -32,7 +32,8 @@ export function createLogger(
 function textStream(stream: NodeJS.WritableStream): DestinationStream {
   return {
     write(line: string) {
-      const { time, level, msg, name: _name, ...fields } = JSON.parse(line) as Record<string, unknown>;
+      const { time, level, msg, ...fields } = JSON.parse(line) as Record<string, unknown>;
+      delete fields.name;
       const extra = Object.entries(fields)
         .map(
           ([key, value]) =>

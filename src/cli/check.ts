@@ -50,6 +50,7 @@ export const checkFlags = {
     boolean: true,
     short: 'h',
     env: false,
+    default: 'false',
     parse: (raw: string) => raw === 'true',
   },
 } as const;

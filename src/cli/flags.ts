@@ -19,8 +19,13 @@ export interface FlagSpec<T> {
 }
 
 export type FlagTable = Record<string, FlagSpec<unknown>>;
+/** Parsed values: a flag with a default always has a value, one without may be undefined. */
 export type FlagValues<Table extends FlagTable> = {
-  [K in keyof Table]: Table[K] extends FlagSpec<infer T> ? T : never;
+  [K in keyof Table]: Table[K] extends FlagSpec<infer T>
+    ? Table[K] extends { default: string }
+      ? T
+      : T | undefined
+    : never;
 };
 
 export function envName(flag: string): string {

@@ -122,6 +122,7 @@ export const serveFlags = {
     boolean: true,
     short: 'h',
     env: false,
+    default: 'false',
     parse: (raw: string) => raw === 'true',
   },
 } as const;
@@ -199,7 +200,15 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
   refresher.refresh();
   const endpoint = config['runtime-endpoint'];
   if (endpoint) {
-    upstream = startUpstreamMirror({ socketPath: endpoint, log, registry: metrics.registry, networkReady });
+    upstream = startUpstreamMirror({
+      socketPath: endpoint,
+      log,
+      registry: metrics.registry,
+      networkReady,
+      verdictReady: (semantics) => refresher.state.verdicts[semantics].ready,
+      ownSocketPath: config.socket,
+    });
+    await upstream.firstPoll; // at most the poll timeout: serve the upstream's answer from the first call
   }
 
   const effective = {

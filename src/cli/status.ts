@@ -19,6 +19,7 @@ export const statusFlags = {
     boolean: true,
     short: 'v',
     env: false,
+    default: 'false',
     parse: (raw: string) => raw === 'true',
   },
   output: {
@@ -35,6 +36,7 @@ export const statusFlags = {
     boolean: true,
     short: 'h',
     env: false,
+    default: 'false',
     parse: (raw: string) => raw === 'true',
   },
 } as const;
@@ -156,10 +158,8 @@ function formatTable({ status, version }: StatusResult, verbose: boolean): strin
     for (const file of files)
       lines.push(`  ${file.status.padEnd(9)}${file.file}${file.error ? `  ${file.error}` : ''}`);
   }
-  if (verbose && status.info.lastCNILoadStatus)
-    lines.push(
-      `lastCNILoadStatus: ${String(parseInfo(status.info.lastCNILoadStatus) ?? status.info.lastCNILoadStatus)}`,
-    );
+  const loadStatus = status.info.lastCNILoadStatus;
+  if (verbose && loadStatus) lines.push(`lastCNILoadStatus: ${loadStatus.replace(/^"|"$/g, '')}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -39,7 +39,8 @@ export function listConfigFiles(dir: string): Listing {
 }
 
 export function sortByBytes(names: string[]): string[] {
-  if (names.every((name) => /^[\x00-\x7f]*$/.test(name))) return names.sort();
+  // For ASCII names UTF-16 order is byte order; only others need their UTF-8 bytes compared.
+  if (names.every((name) => !/[^ -~]/.test(name))) return names.sort();
   return names
     .map((name) => ({ name, key: Buffer.from(name) }))
     .sort((a, b) => Buffer.compare(a.key, b.key))

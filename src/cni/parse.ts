@@ -215,7 +215,11 @@ function describeJsonError(text: string, raw: string): string {
   const detail = raw.replace(/ in JSON at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '');
   const position = /at position (\d+)/.exec(raw)?.[1];
   // V8 reports a cut-off file either as "end of input" or as an error at its very last position.
-  if (/Unexpected end of JSON input/i.test(raw) || position === undefined || Number(position) >= text.trimEnd().length) {
+  if (
+    /Unexpected end of JSON input/i.test(raw) ||
+    position === undefined ||
+    Number(position) >= text.trimEnd().length
+  ) {
     const { line, column } = locate(text, text.length);
     return `unexpected end of JSON input at line ${line}, column ${column} (the file is truncated or still being written)`;
   }

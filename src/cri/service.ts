@@ -1,6 +1,7 @@
 // The RuntimeService handlers. Status refreshes the network config (sharing the refresh with
 // concurrent calls), then answers from the state; the encoded non-verbose answer is cached per
 // state generation, so a call on an unchanged node costs one scan and no protobuf encoding.
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { Refresher } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
@@ -90,7 +91,10 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
         (error: unknown) => {
           options.onError?.(error);
           options.onStatusServed?.('INTERNAL');
-          callback({ code: 13, details: `refreshing the network config failed: ${String(error)}` });
+          callback({
+            code: grpcStatus.INTERNAL,
+            details: `refreshing the network config failed: ${String(error)}`,
+          });
         },
       );
     },

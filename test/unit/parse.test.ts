@@ -16,10 +16,18 @@ function failure(result: LoadResult) {
 const parse = (file: string, text: string) => parseConfig(file, Buffer.from(text));
 
 test('a .conflist with name and typed plugins loads', () => {
-  const config = ok(parse('10-a.conflist', '{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel"},{"type":"portmap"}]}'));
+  const config = ok(
+    parse(
+      '10-a.conflist',
+      '{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel"},{"type":"portmap"}]}',
+    ),
+  );
   assert.equal(config.name, 'cbr0');
   assert.equal(config.cniVersion, '1.0.0');
-  assert.deepEqual(config.plugins.map((p) => p.type), ['flannel', 'portmap']);
+  assert.deepEqual(
+    config.plugins.map((p) => p.type),
+    ['flannel', 'portmap'],
+  );
   assert.deepEqual(config.warnings, []);
 });
 
@@ -34,14 +42,30 @@ test('libcni list rules, with libcni wording', () => {
     ['{"plugins":[{"type":"a"}]}', 'invalid_config', 'error parsing configuration list: no name'],
     ['null', 'invalid_config', 'error parsing configuration list: no name'],
     ['{"name":5,"plugins":[]}', 'invalid_config', 'invalid name type float64'],
-    ['{"name":"n","cniVersion":1,"plugins":[{"type":"a"}]}', 'invalid_config', 'invalid cniVersion type float64'],
+    [
+      '{"name":"n","cniVersion":1,"plugins":[{"type":"a"}]}',
+      'invalid_config',
+      'invalid cniVersion type float64',
+    ],
     ['{"name":"n"}', 'invalid_config', "no 'plugins' key"],
     ['{"name":"n","plugins":{}}', 'invalid_config', "invalid 'plugins' type map[string]interface {}"],
     ['{"name":"n","plugins":[]}', 'invalid_config', 'no plugins in list'],
-    ['{"name":"n","plugins":[{"type":"a"},{}]}', 'invalid_config', "failed to parse plugin config 1: error parsing configuration: missing 'type'"],
+    [
+      '{"name":"n","plugins":[{"type":"a"},{}]}',
+      'invalid_config',
+      "failed to parse plugin config 1: error parsing configuration: missing 'type'",
+    ],
     ['{"name":"n","plugins":[null]}', 'invalid_config', "missing 'type'"],
-    ['{"name":"n","disableCheck":"maybe","plugins":[{"type":"a"}]}', 'invalid_config', 'invalid value "maybe" for disableCheck'],
-    ['{"name":"n","cniVersions":["1.0.f"],"plugins":[{"type":"a"}]}', 'invalid_config', 'cniVersions entry "1.0.f"'],
+    [
+      '{"name":"n","disableCheck":"maybe","plugins":[{"type":"a"}]}',
+      'invalid_config',
+      'invalid value "maybe" for disableCheck',
+    ],
+    [
+      '{"name":"n","cniVersions":["1.0.f"],"plugins":[{"type":"a"}]}',
+      'invalid_config',
+      'cniVersions entry "1.0.f"',
+    ],
     ['[1,2]', 'invalid_config', 'cannot unmarshal array'],
     ['{"name":"n","plugins":[{"type":"a"}],}', 'parse_error', 'invalid JSON at line 1, column 38'],
   ];
@@ -53,8 +77,17 @@ test('libcni list rules, with libcni wording', () => {
 });
 
 test('string booleans and cniVersions are accepted as libcni does', () => {
-  const config = ok(parse('x.conflist', '{"name":"n","disableCheck":"TRUE","cniVersions":["0.4.0","1.0.0","9.9.9"],"plugins":[{"type":"a"}]}'));
-  assert.equal(config.cniVersion, '1.0.0', 'versions newer than the spec are dropped, the highest remaining wins');
+  const config = ok(
+    parse(
+      'x.conflist',
+      '{"name":"n","disableCheck":"TRUE","cniVersions":["0.4.0","1.0.0","9.9.9"],"plugins":[{"type":"a"}]}',
+    ),
+  );
+  assert.equal(
+    config.cniVersion,
+    '1.0.0',
+    'versions newer than the spec are dropped, the highest remaining wins',
+  );
 });
 
 test('a conflist saved as .conf is rejected with a hint (containerd#11076)', () => {
@@ -65,15 +98,26 @@ test('a conflist saved as .conf is rejected with a hint (containerd#11076)', () 
 test('truncated, empty, BOM and commented files name the line and column', () => {
   const truncated = failure(parse('a.conflist', '{\n  "name": "n",\n  "plugins": [{"type"'));
   assert.equal(truncated.reason, 'parse_error');
-  assert.match(truncated.message, /unexpected end of JSON input at line 3, column \d+ \(the file is truncated or still being written\)/);
+  assert.match(
+    truncated.message,
+    /unexpected end of JSON input at line 3, column \d+ \(the file is truncated or still being written\)/,
+  );
   assert.match(failure(parse('a.conflist', '')).message, /the file is empty/);
   assert.match(failure(parse('a.conflist', '\ufeff{"name":"n"}')).message, /byte order mark/);
-  assert.match(failure(parse('a.conflist', '{\n // comment\n "name": "n"}')).message, /invalid JSON at line 2, column 2/);
-  assert.match(failure(parse('a.conflist', '{"name":"n","plugins":[{"type":"a"}]}xyz')).message, /line 1, column 38/);
+  assert.match(
+    failure(parse('a.conflist', '{\n // comment\n "name": "n"}')).message,
+    /invalid JSON at line 2, column 2/,
+  );
+  assert.match(
+    failure(parse('a.conflist', '{"name":"n","plugins":[{"type":"a"}]}xyz')).message,
+    /line 1, column 38/,
+  );
 });
 
 test('findings libcni only rejects at pod creation are warnings, not rejections', () => {
-  const config = ok(parse('x.conflist', '{"cniVersion":"7.7.7","name":"bad name","plugins":[{"type":"../../sbin/reboot"}]}'));
+  const config = ok(
+    parse('x.conflist', '{"cniVersion":"7.7.7","name":"bad name","plugins":[{"type":"../../sbin/reboot"}]}'),
+  );
   assert.equal(config.warnings.length, 3);
   assert.match(config.warnings.join('\n'), /network name "bad name"/);
   assert.match(config.warnings.join('\n'), /cniVersion "7.7.7"/);

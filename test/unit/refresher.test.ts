@@ -15,7 +15,8 @@ function setup(t: TestContext, semantics: Semantics = 'isulad') {
   const binDir = join(root, 'bin');
   mkdirSync(confDir);
   mkdirSync(binDir);
-  for (const plugin of ['bridge', 'portmap']) writeFileSync(join(binDir, plugin), '#!/bin/sh\n', { mode: 0o755 });
+  for (const plugin of ['bridge', 'portmap'])
+    writeFileSync(join(binDir, plugin), '#!/bin/sh\n', { mode: 0o755 });
   const refresher = new Refresher({ confDir, binDirs: [binDir], semantics, maxFileSize: 1024 * 1024 });
   const reports: RefreshReport[] = [];
   refresher.onRefresh((report) => reports.push(report));
@@ -85,7 +86,11 @@ test('profiles on a dir whose first file is bad', (t) => {
     const { selection } = refresher.refresh();
     assert.equal(selection.ready, ready, semantics);
     assert.equal(selection.network?.name, network, semantics);
-    if (!ready) assert.match(selection.reason ?? '', /failed to load CNI config list file .*00-bad\.conflist: .*no plugins in list: invalid cni config/);
+    if (!ready)
+      assert.match(
+        selection.reason ?? '',
+        /failed to load CNI config list file .*00-bad\.conflist: .*no plugins in list: invalid cni config/,
+      );
   }
 });
 
@@ -111,7 +116,10 @@ test('an emptied dir: isulad keeps the last good network (stale), containerd and
   assert.equal(state.verdicts.isulad.stale, true);
   assert.match(state.verdicts.isulad.reason ?? '', /no network config found in/);
   assert.equal(state.verdicts.containerd.ready, false);
-  assert.match(state.verdicts.containerd.reason ?? '', /no network config found in .*: cni plugin not initialized/);
+  assert.match(
+    state.verdicts.containerd.reason ?? '',
+    /no network config found in .*: cni plugin not initialized/,
+  );
   assert.equal(state.verdicts.crio.ready, false);
   assert.match(state.verdicts.crio.reason ?? '', /Has your network provider started\?/);
   assert.equal(reports.at(-1)?.newFailure, 'no_config');
@@ -160,11 +168,25 @@ test('non-regular files, broken links and oversized files are rejected with a re
   writeFileSync(join(confDir, '10-x.CONF'), 'ignored: extensions are case-sensitive');
   writeFileSync(join(confDir, '99-good.conflist'), conflist('good'));
   const state = refresher.refresh();
-  const byFile = Object.fromEntries(state.files.map((f) => [f.file, f.current.ok ? 'ok' : `${f.current.error.reason}: ${f.current.error.message}`]));
-  assert.deepEqual(Object.keys(byFile), ['01-fifo.conf', '02-dirlink.conf', '03-broken.conflist', '04-huge.conflist', '99-good.conflist']);
+  const byFile = Object.fromEntries(
+    state.files.map((f) => [
+      f.file,
+      f.current.ok ? 'ok' : `${f.current.error.reason}: ${f.current.error.message}`,
+    ]),
+  );
+  assert.deepEqual(Object.keys(byFile), [
+    '01-fifo.conf',
+    '02-dirlink.conf',
+    '03-broken.conflist',
+    '04-huge.conflist',
+    '99-good.conflist',
+  ]);
   assert.match(byFile['01-fifo.conf'] ?? '', /^read_error: a FIFO, not a regular file/);
   assert.match(byFile['02-dirlink.conf'] ?? '', /^read_error: a directory, not a regular file/);
-  assert.match(byFile['03-broken.conflist'] ?? '', /^read_error: a symlink to nowhere\.conflist, which does not exist/);
+  assert.match(
+    byFile['03-broken.conflist'] ?? '',
+    /^read_error: a symlink to nowhere\.conflist, which does not exist/,
+  );
   assert.match(byFile['04-huge.conflist'] ?? '', /^too_large: 2 MiB, over the 1 MiB limit/);
   assert.equal(state.selection.network?.name, 'good');
 });
@@ -188,7 +210,15 @@ test('an unreadable file is reported as a read error with what to do', (t) => {
 
 test('file names sort by UTF-8 bytes, as Go does', (t) => {
   const { confDir, refresher } = setup(t);
-  for (const name of ['b.conf', 'a.conflist', '\u00e9.conf', '\ud83d\ude00.conf', '\uff5e.conf', '100.conf', '11.conf']) {
+  for (const name of [
+    'b.conf',
+    'a.conflist',
+    '\u00e9.conf',
+    '\ud83d\ude00.conf',
+    '\uff5e.conf',
+    '100.conf',
+    '11.conf',
+  ]) {
     writeFileSync(join(confDir, name), '{"type":"bridge","name":"n"}');
   }
   assert.deepEqual(
@@ -205,5 +235,9 @@ test('fresh() shares one refresh among callers that arrive together', async (t) 
   assert.equal(refresher.stats.attempts - before, 1);
   assert.ok(states.every((s) => s === states[0]));
   writeAtomic(join(confDir, '10-a.conflist'), conflist('b'));
-  assert.equal((await refresher.fresh()).selection.network?.name, 'b', 'a call after a write gets a new refresh');
+  assert.equal(
+    (await refresher.fresh()).selection.network?.name,
+    'b',
+    'a call after a write gets a new refresh',
+  );
 });

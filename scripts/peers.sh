@@ -28,6 +28,9 @@ CONTAINERD_BIN=/usr/bin/containerd
 PROMETHEUS_BIN=/usr/bin/prometheus
 PROMTOOL_BIN=/usr/bin/promtool
 CNI_BIN_DIR=/usr/lib/cni
+# Debian's python3-grpcio/python3-protobuf are importable only by Debian's own python3
+# (a pyenv python3 earlier on PATH does not see /usr/lib/python3/dist-packages).
+PYTHON3_BIN=/usr/bin/python3
 
 # ---- helpers -----------------------------------------------------------------------------------
 log() { printf 'peers.sh: %s\n' "$*" >&2; }
@@ -79,7 +82,7 @@ go_peer() {
     step "$name" "$ver" "go get -tool" -- go -C "$src" get -tool "$pkg@$ver"
   fi
   local tmp="$dir/bin/.$name.tmp.$$"
-  rm -f "$tmp"
+  rm -f "$dir/bin/.$name.tmp."* # leftovers of an interrupted build (we hold the lock)
   if [[ $mode == test ]]; then
     go -C "$src" test -c -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
       { rm -f "$tmp"; die "$name $ver: go test -c $pkg failed"; }
@@ -187,6 +190,7 @@ print_env() {
   emit CRI_NETSTATUS_PROMETHEUS "$PROMETHEUS_BIN"
   emit CRI_NETSTATUS_PROMTOOL "$PROMTOOL_BIN"
   emit CRI_NETSTATUS_CNI_BIN_DIR "$CNI_BIN_DIR"
+  emit CRI_NETSTATUS_PYTHON3 "$PYTHON3_BIN"
 }
 
 usage() {

@@ -97,7 +97,7 @@ export function helpText(command: string, summary: string, table: FlagTable): st
     const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.boolean ? '' : ` ${spec.accepts ? 'VALUE' : 'VALUE'}`}`;
     const meta = [
       spec.accepts ? `accepts ${spec.accepts}` : '',
-      spec.default !== undefined && spec.default !== '' ? `default ${spec.default}` : '',
+      !spec.boolean && spec.default !== undefined && spec.default !== '' ? `default ${spec.default}` : '',
       spec.env === false ? '' : `env ${spec.env ?? envName(name)}`,
     ]
       .filter(Boolean)

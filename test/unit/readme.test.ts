@@ -1,0 +1,39 @@
+// Keeps the README's front door true: every serve flag and every metric the agent registers is
+// documented, and nothing documented is gone.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { serveFlags } from '../../src/cli/serve.js';
+import { AgentMetrics } from '../../src/metrics/registry.js';
+import { Refresher } from '../../src/cni/refresher.js';
+import { REPO_ROOT } from '../helpers/agent.js';
+
+const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+
+test('the README documents every serve flag, and only real ones', () => {
+  const documented = new Set([...readme.matchAll(/^\| `--([a-z-]+)` \|/gm)].map((m) => m[1]));
+  const real = Object.keys(serveFlags).filter((flag) => flag !== 'help');
+  assert.deepEqual([...documented].sort(), real.sort());
+});
+
+test('the README documents every cri_netstatus_ metric the agent registers', async () => {
+  const refresher = new Refresher({
+    confDir: '/nonexistent',
+    binDirs: [],
+    semantics: 'isulad',
+    maxFileSize: 1024,
+  });
+  const metrics = new AgentMetrics({
+    version: '0',
+    state: () => refresher.state,
+    networkReady: () => false,
+    runtimeReady: () => true,
+    lastSuccessAt: () => undefined,
+  });
+  const names = (await metrics.registry.getMetricsAsJSON())
+    .map((m) => m.name)
+    .filter((name) => name.startsWith('cri_netstatus_'));
+  assert.ok(names.length >= 10);
+  for (const name of names) assert.ok(readme.includes(`\`${name}`), `README's metrics table lacks ${name}`);
+});

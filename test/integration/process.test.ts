@@ -190,3 +190,33 @@ test('npm start serves the embedded example config', async (t) => {
   );
   assert.match(pkg.scripts.start, /serve --cni-conf-dir examples\/net\.d/);
 });
+
+test('logs say one line per state transition, never one per Status call', async (t) => {
+  const root = tempDir(t);
+  const socket = join(root, 'cri.sock');
+  const conf = confDirWith(root);
+  const agent = await spawnServe(t, ['--cni-conf-dir', conf, '--metrics-address', 'off'], socket);
+  const client = criClient(socket);
+  t.after(() => client.close());
+  await client.status();
+  const lines = () => agent.output().trim().split('\n');
+  const before = lines().length;
+  for (let i = 0; i < 200; i++) await client.status(i % 2 === 0);
+  assert.equal(lines().length, before, 'no log line for unchanged Status calls');
+
+  writeFileSync(join(conf, '10-a.conflist'), '{"name": "a", "plugins": [');
+  await client.status();
+  await client.status();
+  const after = lines()
+    .slice(before)
+    .map((line) => JSON.parse(line) as { level: number; msg: string; kind: string; file?: string });
+  const kinds = after.map((entry) => entry.kind);
+  assert.deepEqual(kinds.sort(), ['ConfigStale', 'FileStale']);
+  const stale = after.find((entry) => entry.kind === 'FileStale');
+  assert.equal(stale?.level, 40);
+  assert.equal(stale?.file, '10-a.conflist');
+  assert.match(
+    stale?.msg ?? '',
+    /10-a\.conflist failed to load, keeping its last good content: error parsing configuration list: unexpected end of JSON input at line 1/,
+  );
+});

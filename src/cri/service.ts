@@ -42,7 +42,7 @@ export interface CriServiceOptions {
   /** Everything `info` shows besides the network state. */
   infoContext: () => InfoContext;
   /** Called once per Status call with its gRPC status code name, for metrics. */
-  onStatusServed?: (code: 'OK' | 'INTERNAL') => void;
+  onStatusServed?: (code: 'OK') => void;
   onError?: (error: unknown) => void;
 }
 
@@ -72,8 +72,14 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
       });
     },
     status(call, callback) {
-      refresher.fresh().then(
-        (state) => {
+      refresher
+        .fresh()
+        .catch((error: unknown) => {
+          // A refresh that throws is a bug, not a config problem: answer from the last state.
+          options.onError?.(error);
+          return refresher.state;
+        })
+        .then((state) => {
           const now = Date.now();
           if (call.request.verbose) {
             callback(null, encode(state, true, now));
@@ -87,16 +93,11 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
             callback(null, cached);
           }
           options.onStatusServed?.('OK');
-        },
-        (error: unknown) => {
+        })
+        .catch((error: unknown) => {
           options.onError?.(error);
-          options.onStatusServed?.('INTERNAL');
-          callback({
-            code: grpcStatus.INTERNAL,
-            details: `refreshing the network config failed: ${String(error)}`,
-          });
-        },
-      );
+          callback({ code: grpcStatus.INTERNAL, details: `answering Status failed: ${String(error)}` });
+        });
     },
   };
 }

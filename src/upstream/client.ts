@@ -67,7 +67,7 @@ export class UpstreamClient {
     return new Promise((resolve, reject) => {
       invoke(client, { deadline: new Date(Date.now() + timeoutMs) }, (error, response) => {
         if (error) {
-          reject(new UpstreamCallError(error.code, codeName(error.code), describe(error)));
+          reject(new UpstreamCallError(error.code, codeName(error.code), describeGrpcError(error)));
         } else {
           resolve(response);
         }
@@ -82,8 +82,12 @@ function codeName(code: number): string {
 }
 
 /** grpc-js details without its boilerplate, e.g. "connect ENOENT /run/containerd/containerd.sock". */
-function describe(error: ServiceError): string {
-  const details = error.details || error.message;
-  const last = /Last error: (.*)$/.exec(details);
-  return (last?.[1] ?? details).trim() || codeName(error.code);
+export function describeGrpcError(error: { code: number; details?: string; message: string }): string {
+  let text = error.details || error.message;
+  text = /Last error: (.*)$/s.exec(text)?.[1] ?? text;
+  text = text
+    .replace(/\.? ?Resolution note:.*$/s, '')
+    .replace(/^(Error: )+/, '')
+    .trim();
+  return text || codeName(error.code);
 }

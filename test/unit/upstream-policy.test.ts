@@ -11,6 +11,7 @@ import {
   upstreamNetworkReady,
 } from '../../src/upstream/policy.js';
 import type { Observation, PollResult } from '../../src/upstream/policy.js';
+import { describeGrpcError } from '../../src/upstream/client.js';
 
 const timing = { intervalMs: 5000, initialBackoffMs: 1000, maxBackoffMs: 30_000 };
 const endpoint = 'unix:///run/containerd/containerd.sock';
@@ -196,4 +197,21 @@ test('UNAVAILABLE is unreachable, DEADLINE_EXCEEDED a timeout, anything else an 
   assert.equal(classifyError(4), 'timeout');
   assert.equal(classifyError(12), 'failed');
   assert.equal(classifyError(13), 'failed');
+});
+
+test('grpc-js errors are reduced to the cause an operator can act on', () => {
+  assert.equal(
+    describeGrpcError({
+      code: 14,
+      details:
+        'No connection established. Last error: Error: connect ENOENT /run/containerd/containerd.sock. Resolution note: ',
+      message: '',
+    }),
+    'connect ENOENT /run/containerd/containerd.sock',
+  );
+  assert.equal(
+    describeGrpcError({ code: 4, details: 'Deadline exceeded after 2.001s', message: '' }),
+    'Deadline exceeded after 2.001s',
+  );
+  assert.equal(describeGrpcError({ code: 12, details: '', message: '' }), 'UNIMPLEMENTED');
 });

@@ -1,0 +1,956 @@
+// The Helm chart against the real helm binary (built by scripts/peers.sh): lint, schema, and every
+// rendered object of the defaults and of each ci/ scenario, parsed and asserted on; deploy/ in sync
+// with the chart; and the DaemonSet's configuration applied to the real agent.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { envName } from '../../src/cli/flags.js';
+import { serveFlags } from '../../src/cli/serve.js';
+import { CLI, REPO_ROOT, runCli } from '../helpers/agent.js';
+import { tempDir } from '../helpers/fs.js';
+
+const CHART = join(REPO_ROOT, 'charts', 'cri-netstatus');
+const CI_DIR = join(CHART, 'ci');
+const MONITORING_API = ['--api-versions', 'monitoring.coreos.com/v1'];
+
+// ---- the helm peer -----------------------------------------------------------------------------
+
+/** A peer binary from `bash scripts/peers.sh env`; throws (never skips) when it is missing. */
+function peer(name: string): string {
+  let env: string;
+  try {
+    env = execFileSync('bash', [join(REPO_ROOT, 'scripts', 'peers.sh'), 'env'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (error) {
+    throw new Error(`bash scripts/peers.sh env failed: ${String(error)}`);
+  }
+  const match = new RegExp(`^export CRI_NETSTATUS_${name}=(.+)$`, 'm').exec(env);
+  const path = match?.[1]?.replace(/^'(.*)'$/, '$1');
+  if (!path) throw new Error(`scripts/peers.sh env prints no CRI_NETSTATUS_${name}`);
+  if (!existsSync(path))
+    throw new Error(
+      `the ${name.toLowerCase()} peer is missing at ${path}: run \`bash scripts/peers.sh ${name.toLowerCase()}\``,
+    );
+  return path;
+}
+
+let helmBin = '';
+before(() => {
+  helmBin = peer('HELM');
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      command,
+      args,
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...env } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function helm(args: string[]): Promise<Run> {
+  // No cluster: helm must never reach one from here.
+  return run(helmBin, args, { KUBECONFIG: '/nonexistent' });
+}
+
+// ---- rendered objects ----------------------------------------------------------------------------
+
+interface Metadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: Metadata;
+}
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+}
+interface Volume {
+  name: string;
+  hostPath?: { path: string; type?: string };
+}
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+}
+interface SecurityContext {
+  privileged?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  runAsUser?: number;
+  runAsNonRoot?: boolean;
+  capabilities?: { drop?: string[]; add?: string[] };
+  seccompProfile?: { type: string };
+}
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  command?: string[];
+  env?: EnvVar[];
+  ports?: { name: string; containerPort: number; hostPort?: number }[];
+  volumeMounts?: VolumeMount[];
+  securityContext?: SecurityContext;
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+}
+interface PodSpec {
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  dnsPolicy?: string;
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  priorityClassName?: string;
+  securityContext?: SecurityContext & { runAsGroup?: number };
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+  tolerations?: Record<string, string>[];
+}
+interface DaemonSet extends K8sObject {
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    updateStrategy: { type: string; rollingUpdate?: { maxUnavailable: number | string; maxSurge: number } };
+    template: {
+      metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+      spec: PodSpec;
+    };
+  };
+}
+interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+interface ClusterRole extends K8sObject {
+  rules: PolicyRule[];
+}
+interface ClusterRoleBinding extends K8sObject {
+  roleRef: { kind: string; name: string };
+  subjects: { kind: string; name: string; namespace: string }[];
+}
+interface PrometheusRule extends K8sObject {
+  spec: {
+    groups: { name: string; rules: { alert: string; expr: string; labels: Record<string, string> }[] }[];
+  };
+}
+interface Monitor extends K8sObject {
+  spec: { jobLabel: string; selector: { matchLabels: Record<string, string> } };
+}
+interface ConfigMap extends K8sObject {
+  data: Record<string, string>;
+}
+
+interface Service extends K8sObject {
+  spec: { clusterIP: string; selector: Record<string, string> };
+}
+interface ValidatingAdmissionPolicy extends K8sObject {
+  spec: { matchConditions: { expression: string }[] };
+}
+interface ValidatingAdmissionPolicyBinding extends K8sObject {
+  spec: { policyName: string; validationActions: string[] };
+}
+/** The kinds the chart renders, with the fields the tests read. */
+interface Kinds {
+  DaemonSet: DaemonSet;
+  ServiceAccount: K8sObject & { automountServiceAccountToken?: boolean };
+  ClusterRole: ClusterRole;
+  ClusterRoleBinding: ClusterRoleBinding;
+  Role: K8sObject;
+  RoleBinding: K8sObject;
+  Service: Service;
+  PodMonitor: Monitor;
+  ServiceMonitor: Monitor;
+  PrometheusRule: PrometheusRule;
+  ConfigMap: ConfigMap;
+  ValidatingAdmissionPolicy: ValidatingAdmissionPolicy;
+  ValidatingAdmissionPolicyBinding: ValidatingAdmissionPolicyBinding;
+}
+
+class Rendered {
+  constructor(readonly objects: K8sObject[]) {}
+  ofKind<K extends keyof Kinds>(kind: K): Kinds[K][] {
+    return this.objects.filter((object) => object.kind === kind) as Kinds[K][];
+  }
+  one<K extends keyof Kinds>(kind: K): Kinds[K] {
+    const found = this.ofKind(kind);
+    assert.equal(found.length, 1, `expected exactly one ${kind}, got ${found.length}`);
+    return found[0] as Kinds[K];
+  }
+  kinds(): string[] {
+    return this.objects.map((object) => object.kind).sort();
+  }
+}
+
+async function template(
+  args: string[],
+  release = 'cri-netstatus',
+  namespace = 'kube-system',
+): Promise<Rendered> {
+  const result = await helm(['template', release, CHART, '--namespace', namespace, ...args]);
+  assert.equal(result.code, 0, `helm template ${args.join(' ')} failed:\n${result.stderr}`);
+  const objects: K8sObject[] = [];
+  for (const doc of parseAllDocuments(result.stdout)) {
+    assert.deepEqual(doc.errors, [], `helm rendered invalid YAML:\n${String(doc)}`);
+    const object = doc.toJS() as K8sObject | null;
+    if (object === null) continue;
+    assert.ok(
+      object.apiVersion && object.kind && object.metadata.name,
+      `incomplete object ${JSON.stringify(object)}`,
+    );
+    objects.push(object);
+  }
+  return new Rendered(objects);
+}
+
+function ciFiles(): string[] {
+  return readdirSync(CI_DIR)
+    .filter((name) => name.endsWith('-values.yaml'))
+    .sort();
+}
+
+interface Values {
+  hostPaths: { cniConfDir: string; cniBinDirs: string[]; socketDir: string };
+  kube: { mode: string };
+  metrics: { port: number };
+  image: { registry: string; repository: string; digest: string };
+}
+
+/** The defaults merged with one ci/ file (maps merge, lists replace, as helm does). */
+function valuesOf(ciFile?: string): Values {
+  const merge = (base: unknown, over: unknown): unknown => {
+    if (over === null || typeof over !== 'object' || Array.isArray(over)) return over;
+    const result: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+    for (const [key, value] of Object.entries(over as Record<string, unknown>))
+      result[key] = merge(result[key], value);
+    return result;
+  };
+  const defaults = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as unknown;
+  const over = ciFile ? (parseYaml(readFileSync(join(CI_DIR, ciFile), 'utf8')) as unknown) : {};
+  return merge(defaults, over) as Values;
+}
+
+const envValue = (container: Container, name: string): string | undefined =>
+  container.env?.find((entry) => entry.name === name)?.value;
+
+const STANDARD_LABELS = [
+  'app.kubernetes.io/name',
+  'app.kubernetes.io/instance',
+  'app.kubernetes.io/version',
+  'app.kubernetes.io/component',
+  'app.kubernetes.io/part-of',
+  'app.kubernetes.io/managed-by',
+];
+
+const EXPECTED_RULES: PolicyRule[] = [
+  { apiGroups: [''], resources: ['nodes'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+];
+
+/** Every (group, resource, verb) triple a set of rules grants. */
+function grants(rules: PolicyRule[]): string[] {
+  return rules
+    .flatMap((rule) =>
+      rule.apiGroups.flatMap((group) =>
+        rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}/${resource}:${verb}`)),
+      ),
+    )
+    .sort();
+}
+
+/** The invariants every scenario must hold. */
+function assertInvariants(rendered: Rendered, values: Values, scenario: string): void {
+  const ds = rendered.one('DaemonSet');
+  const pod = ds.spec.template.spec;
+  const where = `[${scenario}]`;
+
+  // Host network, DNS, no other host namespaces.
+  assert.equal(pod.hostNetwork, true, `${where} hostNetwork`);
+  assert.equal(pod.dnsPolicy, 'ClusterFirstWithHostNet', `${where} dnsPolicy`);
+  assert.notEqual(pod.hostPID, true, `${where} hostPID`);
+  assert.notEqual(pod.hostIPC, true, `${where} hostIPC`);
+  assert.equal(pod.initContainers, undefined, `${where} no init containers`);
+  assert.equal(pod.containers.length, 1, `${where} one container`);
+  const container = pod.containers[0] as Container;
+
+  // Restricted-profile container fields.
+  const sc = container.securityContext ?? {};
+  assert.equal(sc.privileged, false, `${where} privileged`);
+  assert.equal(sc.allowPrivilegeEscalation, false, `${where} allowPrivilegeEscalation`);
+  assert.equal(sc.readOnlyRootFilesystem, true, `${where} readOnlyRootFilesystem`);
+  assert.deepEqual(sc.capabilities?.drop, ['ALL'], `${where} capabilities.drop`);
+  assert.equal(sc.capabilities?.add, undefined, `${where} no added capabilities`);
+  assert.equal(
+    (sc.seccompProfile ?? pod.securityContext?.seccompProfile)?.type,
+    'RuntimeDefault',
+    `${where} seccomp`,
+  );
+
+  // Scheduling: every node, every taint, node-critical, no surge.
+  assert.ok(
+    pod.tolerations?.some((t) => t.operator === 'Exists' && t.key === undefined && t.effect === undefined),
+    `${where} tolerates every taint: ${JSON.stringify(pod.tolerations)}`,
+  );
+  assert.equal(pod.priorityClassName, 'system-node-critical', `${where} priorityClassName`);
+  assert.equal(ds.spec.updateStrategy.type, 'RollingUpdate', `${where} updateStrategy`);
+  assert.equal(ds.spec.updateStrategy.rollingUpdate?.maxSurge, 0, `${where} maxSurge`);
+
+  // NODE_NAME from the downward API.
+  const nodeName = container.env?.find((entry) => entry.name === 'NODE_NAME');
+  assert.deepEqual(nodeName?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } }, `${where} NODE_NAME`);
+
+  // Every CRI_NETSTATUS_* variable configures a real `serve` flag.
+  const flagEnv = new Set(Object.keys(serveFlags).map(envName));
+  for (const entry of container.env ?? []) {
+    if (entry.name.startsWith('CRI_NETSTATUS_'))
+      assert.ok(flagEnv.has(entry.name), `${where} ${entry.name} is not a serve flag`);
+  }
+  assert.deepEqual(container.args?.slice(0, 1), ['serve'], `${where} args`);
+  assert.equal(container.command, undefined, `${where} the image's entrypoint is kept`);
+
+  // Mounts: every hostPath read-only except the socket dir; the conf dir's PARENT is mounted.
+  const volumes = new Map((pod.volumes ?? []).map((volume) => [volume.name, volume]));
+  const mounts = container.volumeMounts ?? [];
+  const hostMounts = mounts.filter((mount) => volumes.get(mount.name)?.hostPath);
+  const writable = hostMounts.filter((mount) => mount.readOnly !== true);
+  const socket = envValue(container, 'CRI_NETSTATUS_SOCKET') ?? '';
+  assert.deepEqual(
+    writable.map((mount) => mount.mountPath),
+    [posix.dirname(socket)],
+    `${where} the socket dir is the only writable hostPath mount`,
+  );
+  const socketVolume = volumes.get(writable[0]?.name ?? '');
+  assert.equal(
+    socketVolume?.hostPath?.path,
+    posix.normalize(values.hostPaths.socketDir),
+    `${where} socket dir`,
+  );
+  assert.equal(socketVolume?.hostPath?.type, 'DirectoryOrCreate', `${where} socket dir type`);
+
+  const confDir = posix.normalize(values.hostPaths.cniConfDir).replace(/\/$/, '');
+  const inContainer = `/host${confDir}`;
+  assert.equal(envValue(container, 'CRI_NETSTATUS_CNI_CONF_DIR'), inContainer, `${where} conf dir flag`);
+  const confMount = hostMounts.find(
+    (mount) => volumes.get(mount.name)?.hostPath?.path === posix.dirname(confDir),
+  );
+  assert.ok(confMount, `${where} the conf dir's parent ${posix.dirname(confDir)} is mounted`);
+  assert.equal(confMount.mountPath, `/host${posix.dirname(confDir)}`, `${where} parent mount path`);
+  assert.equal(confMount.readOnly, true, `${where} conf parent read-only`);
+  assert.ok(
+    !mounts.some((mount) => mount.mountPath === inContainer),
+    `${where} the conf dir itself is not a mount (its inode would be pinned)`,
+  );
+  const binDirs = values.hostPaths.cniBinDirs.map((dir) => `/host${posix.normalize(dir)}`);
+  assert.equal(envValue(container, 'CRI_NETSTATUS_CNI_BIN_DIR'), binDirs.join(','), `${where} bin dirs`);
+  for (const dir of binDirs) {
+    const mount = mounts.find((m) => m.mountPath === dir);
+    assert.equal(mount?.readOnly, true, `${where} bin dir ${dir} mounted read-only`);
+  }
+
+  // Metrics port, hostPort and probes.
+  const port = values.metrics.port;
+  assert.deepEqual(
+    container.ports?.map((p) => [p.name, p.containerPort, p.hostPort]),
+    [['metrics', port, port]],
+    `${where} ports`,
+  );
+  assert.ok(
+    envValue(container, 'CRI_NETSTATUS_METRICS_ADDRESS')?.endsWith(`:${port}`),
+    `${where} metrics address`,
+  );
+  assert.deepEqual(
+    container.livenessProbe?.httpGet,
+    { path: '/healthz', port: 'metrics' },
+    `${where} liveness`,
+  );
+  assert.deepEqual(
+    container.readinessProbe?.httpGet,
+    { path: '/readyz', port: 'metrics' },
+    `${where} readiness`,
+  );
+  assert.ok(container.resources?.requests?.cpu && container.resources.requests.memory, `${where} requests`);
+  assert.ok(container.resources?.limits?.memory, `${where} memory limit`);
+
+  // Labels: the standard set on every object; no helm.sh/chart on the pod template.
+  for (const object of rendered.objects) {
+    for (const label of [...STANDARD_LABELS, 'helm.sh/chart'])
+      assert.ok(
+        object.metadata.labels?.[label],
+        `${where} ${object.kind}/${object.metadata.name} lacks ${label}`,
+      );
+  }
+  const podLabels = ds.spec.template.metadata.labels;
+  for (const label of STANDARD_LABELS) assert.ok(podLabels[label], `${where} pod template lacks ${label}`);
+  assert.equal(
+    podLabels['helm.sh/chart'],
+    undefined,
+    `${where} helm.sh/chart must stay off the pod template`,
+  );
+  for (const [key, value] of Object.entries(ds.spec.selector.matchLabels))
+    assert.equal(podLabels[key], value, `${where} selector label ${key}`);
+
+  // The image.
+  const image = values.image;
+  assert.ok(
+    container.image.startsWith(`${image.registry}/${image.repository}:`),
+    `${where} image ${container.image}`,
+  );
+  if (image.digest) assert.ok(container.image.endsWith(`@${image.digest}`), `${where} image digest`);
+
+  // RBAC: exactly the agent's verbs, or nothing with kube.mode=off.
+  const roles = rendered.ofKind('ClusterRole');
+  const bindings = rendered.ofKind('ClusterRoleBinding');
+  assert.equal(
+    rendered.ofKind('Role').length + rendered.ofKind('RoleBinding').length,
+    0,
+    `${where} no Roles`,
+  );
+  if (values.kube.mode === 'off') {
+    assert.deepEqual([roles.length, bindings.length], [0, 0], `${where} no RBAC with kube.mode=off`);
+    assert.equal(pod.automountServiceAccountToken, false, `${where} no token with kube.mode=off`);
+  } else {
+    assert.equal(roles.length, 1, `${where} one ClusterRole`);
+    assert.deepEqual(grants((roles[0] as ClusterRole).rules), grants(EXPECTED_RULES), `${where} RBAC verbs`);
+    const binding = bindings[0];
+    assert.ok(binding, `${where} a ClusterRoleBinding`);
+    assert.equal(binding.roleRef.name, (roles[0] as ClusterRole).metadata.name, `${where} roleRef`);
+    assert.deepEqual(
+      binding.subjects,
+      [{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: ds.metadata.namespace }],
+      `${where} subjects`,
+    );
+    assert.equal(pod.automountServiceAccountToken, true, `${where} token mounted`);
+  }
+  const account = rendered.one('ServiceAccount');
+  assert.equal(account.metadata.name, pod.serviceAccountName, `${where} ServiceAccount`);
+  assert.equal(
+    account.automountServiceAccountToken,
+    false,
+    `${where} the pod, not the account, opts in to a token`,
+  );
+
+  for (const object of rendered.objects) {
+    const clusterScoped = [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ];
+    if (!clusterScoped.includes(object.kind))
+      assert.ok(object.metadata.namespace, `${where} ${object.kind}/${object.metadata.name} has a namespace`);
+  }
+}
+
+// ---- tests -----------------------------------------------------------------------------------
+
+test('the helm peer runs', async () => {
+  const result = await helm(['version', '--short']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^v\d+\.\d+\.\d+/);
+});
+
+test('Chart.yaml: apiVersion v2, appVersion equal to package.json version', () => {
+  const chart = parseYaml(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as {
+    apiVersion: string;
+    appVersion: string;
+  };
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(chart.apiVersion, 'v2');
+  assert.equal(chart.appVersion, pkg.version, 'bump the chart appVersion with package.json');
+});
+
+describe('helm lint --strict', () => {
+  test('defaults', async () => {
+    const result = await helm(['lint', '--strict', CHART]);
+    assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
+    assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+  for (const file of ciFiles()) {
+    test(`ci/${file}`, async () => {
+      const result = await helm(['lint', '--strict', CHART, '-f', join(CI_DIR, file)]);
+      assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
+    });
+  }
+  test('fails on a values file the schema rejects', async (t) => {
+    const bad = join(tempDir(t), 'bad-values.yaml');
+    writeFileSync(bad, 'agent:\n  semantics: cilium\n');
+    const result = await helm(['lint', '--strict', CHART, '-f', bad]);
+    assert.notEqual(result.code, 0);
+    assert.match(`${result.stdout}${result.stderr}`, /\/agent\/semantics/);
+  });
+});
+
+test('the ci/ scenarios cover the defaults, monitoring, kube off, non-root and custom paths', () => {
+  const files = ciFiles();
+  for (const needed of ['default', 'monitoring', 'servicemonitor', 'kube-off', 'nonroot', 'custom-paths'])
+    assert.ok(files.includes(`${needed}-values.yaml`), `ci/${needed}-values.yaml is missing`);
+});
+
+describe('helm template: invariants of every scenario', () => {
+  const scenarios: [string, string | undefined][] = [
+    ['defaults', undefined],
+    ...ciFiles().map((file): [string, string] => [`ci/${file}`, file]),
+  ];
+  for (const [name, file] of scenarios) {
+    for (const withOperator of [false, true]) {
+      test(`${name}${withOperator ? ' (with monitoring.coreos.com/v1)' : ''}`, async () => {
+        const args = [...(file ? ['-f', join(CI_DIR, file)] : []), ...(withOperator ? MONITORING_API : [])];
+        assertInvariants(await template(args), valuesOf(file), name);
+      });
+    }
+  }
+});
+
+describe('helm template: defaults', () => {
+  test('render exactly a ServiceAccount, ClusterRole, ClusterRoleBinding and DaemonSet', async () => {
+    const rendered = await template([]);
+    assert.deepEqual(rendered.kinds(), ['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+  });
+
+  test('the DaemonSet: root without capabilities, scrape annotations, configured through env', async () => {
+    const ds = (await template([])).one('DaemonSet');
+    const pod = ds.spec.template.spec;
+    const container = pod.containers[0] as Container;
+    assert.equal(ds.metadata.name, 'cri-netstatus');
+    assert.equal(ds.metadata.namespace, 'kube-system');
+    assert.deepEqual(pod.securityContext, {
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    assert.deepEqual(ds.spec.template.metadata.annotations, {
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '9731',
+      'prometheus.io/path': '/metrics',
+    });
+    assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
+    assert.equal(ds.spec.updateStrategy.rollingUpdate?.maxUnavailable, 1);
+    const env = Object.fromEntries(
+      (container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]),
+    );
+    assert.deepEqual(env, {
+      CRI_NETSTATUS_CNI_CONF_DIR: '/host/etc/cni/net.d',
+      CRI_NETSTATUS_CNI_BIN_DIR: '/host/opt/cni/bin',
+      CRI_NETSTATUS_SOCKET: '/run/cri-netstatus/cri.sock',
+      CRI_NETSTATUS_SOCKET_MODE: '0660',
+      CRI_NETSTATUS_METRICS_ADDRESS: '0.0.0.0:9731',
+      CRI_NETSTATUS_SEMANTICS: 'isulad',
+      CRI_NETSTATUS_STALE_AFTER: '0',
+      CRI_NETSTATUS_KUBE: 'auto',
+      CRI_NETSTATUS_LOG_LEVEL: 'info',
+      CRI_NETSTATUS_LOG_FORMAT: 'json',
+    });
+    assert.deepEqual(
+      (pod.volumes ?? []).map((v) => [v.name, v.hostPath?.path, v.hostPath?.type]),
+      [
+        ['cni-conf-parent', '/etc/cni', 'DirectoryOrCreate'],
+        ['cni-bin-0', '/opt/cni/bin', 'DirectoryOrCreate'],
+        ['socket-dir', '/run/cri-netstatus', 'DirectoryOrCreate'],
+      ],
+    );
+    assert.deepEqual(
+      (container.volumeMounts ?? []).map((m) => [m.name, m.mountPath, m.readOnly ?? false]),
+      [
+        ['cni-conf-parent', '/host/etc/cni', true],
+        ['cni-bin-0', '/host/opt/cni/bin', true],
+        ['socket-dir', '/run/cri-netstatus', false],
+      ],
+    );
+  });
+
+  test('the release name and namespace shape every name', async () => {
+    const rendered = await template([], 'edge', 'monitoring');
+    const ds = rendered.one('DaemonSet');
+    assert.equal(ds.metadata.name, 'edge-cri-netstatus');
+    assert.equal(ds.metadata.namespace, 'monitoring');
+    assert.equal(ds.spec.selector.matchLabels['app.kubernetes.io/instance'], 'edge');
+    const binding = rendered.one('ClusterRoleBinding');
+    assert.deepEqual(binding.subjects[0], {
+      kind: 'ServiceAccount',
+      name: 'edge-cri-netstatus',
+      namespace: 'monitoring',
+    });
+  });
+});
+
+describe('helm template: Prometheus objects', () => {
+  const operatorKinds = ['PodMonitor', 'ServiceMonitor', 'PrometheusRule'] as const;
+  const monitoring = ['-f', join(CI_DIR, 'monitoring-values.yaml')];
+
+  test('defaults render none, even when the operator API exists', async () => {
+    const rendered = await template(MONITORING_API);
+    for (const kind of [...operatorKinds, 'ConfigMap', 'Service'] as const)
+      assert.equal(rendered.ofKind(kind).length, 0, kind);
+  });
+
+  test('enabled without monitoring.coreos.com/v1: no operator objects, scrape annotations kept', async () => {
+    const rendered = await template(monitoring);
+    for (const kind of operatorKinds) assert.equal(rendered.ofKind(kind).length, 0, kind);
+    const ds = rendered.one('DaemonSet');
+    assert.equal(ds.spec.template.metadata.annotations?.['prometheus.io/scrape'], 'true');
+    // The dashboard is a plain ConfigMap and needs no CRD.
+    assert.equal(rendered.ofKind('ConfigMap').length, 1);
+  });
+
+  test('enabled with monitoring.coreos.com/v1: PodMonitor and PrometheusRule, no double scraping', async () => {
+    const rendered = await template([...monitoring, ...MONITORING_API]);
+    const podMonitor = rendered.one('PodMonitor');
+    assert.equal(podMonitor.metadata.labels?.release, 'kube-prometheus-stack');
+    assert.equal(podMonitor.spec.jobLabel, 'app.kubernetes.io/name');
+    const ds = rendered.one('DaemonSet');
+    for (const [key, value] of Object.entries(podMonitor.spec.selector.matchLabels))
+      assert.equal(ds.spec.template.metadata.labels[key], value, `PodMonitor selects the pods by ${key}`);
+    assert.equal(
+      ds.spec.template.metadata.annotations,
+      undefined,
+      'no prometheus.io annotations beside a PodMonitor',
+    );
+    assert.equal(rendered.ofKind('ServiceMonitor').length, 0);
+    rendered.one('PrometheusRule');
+  });
+
+  test('skipCapabilitiesCheck renders them without the API', async () => {
+    const rendered = await template([...monitoring, '--set', 'prometheus.skipCapabilitiesCheck=true']);
+    rendered.one('PodMonitor');
+    rendered.one('PrometheusRule');
+  });
+
+  test('ServiceMonitor comes with a headless Service selecting the agents', async () => {
+    const rendered = await template(['-f', join(CI_DIR, 'servicemonitor-values.yaml'), ...MONITORING_API]);
+    const service = rendered.one('Service');
+    assert.equal(service.spec.clusterIP, 'None');
+    const monitor = rendered.one('ServiceMonitor');
+    for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels))
+      assert.equal(service.metadata.labels?.[key], value, `ServiceMonitor selects the Service by ${key}`);
+    assert.equal(rendered.ofKind('PodMonitor').length, 0);
+  });
+
+  test('PrometheusRule: alerts from files/alerts.yaml, disabled ones dropped, labels added', async () => {
+    const rule = (await template([...monitoring, ...MONITORING_API])).one('PrometheusRule');
+    const source = parseYaml(
+      readFileSync(join(CHART, 'files', 'alerts.yaml'), 'utf8'),
+    ) as PrometheusRule['spec'];
+    const all = source.groups.flatMap((group) => group.rules.map((rule) => rule.alert));
+    const rendered = rule.spec.groups.flatMap((group) => group.rules);
+    assert.deepEqual(
+      rendered.map((r) => r.alert),
+      all.filter((name) => name !== 'CriNetstatusUpstreamDown'),
+    );
+    for (const alert of rendered) {
+      assert.equal(alert.labels.team, 'platform', `${alert.alert} has the ruleLabels`);
+      assert.ok(alert.labels.severity, `${alert.alert} keeps its severity`);
+    }
+  });
+
+  test('PrometheusRule: selectors follow the release, namespace and agentSelector', async () => {
+    const rule = (
+      await template(
+        [
+          ...MONITORING_API,
+          '--set',
+          'prometheus.prometheusRule.enabled=true',
+          '--set-string',
+          'prometheus.prometheusRule.agentSelector=job="kubernetes-pods"\\,app_kubernetes_io_name="cri-netstatus"',
+          '--set',
+          'prometheus.prometheusRule.runbookBaseUrl=https://wiki.example.com/runbooks/',
+        ],
+        'edge',
+        'monitoring',
+      )
+    ).one('PrometheusRule');
+    const text = JSON.stringify(rule.spec);
+    const expr = (name: string): string =>
+      rule.spec.groups.flatMap((g) => g.rules).find((r) => r.alert === name)?.expr ?? '';
+    assert.match(expr('CriNetstatusAgentAbsent'), /namespace="monitoring",daemonset="edge-cri-netstatus"/);
+    assert.equal(
+      expr('CriNetstatusAgentDown'),
+      'up{job="kubernetes-pods",app_kubernetes_io_name="cri-netstatus"} == 0',
+    );
+    assert.doesNotMatch(text, /kube-system|job=\\"cri-netstatus\\"|github\.com/);
+    assert.match(text, /https:\/\/wiki\.example\.com\/runbooks#crinetstatusagentdown/);
+  });
+
+  test('the Grafana dashboard ConfigMap carries files/dashboard.json and the sidecar label', async () => {
+    const map = (await template(['--set', 'grafanaDashboard.enabled=true'])).one('ConfigMap');
+    assert.equal(map.metadata.labels?.grafana_dashboard, '1');
+    const json = map.data['cri-netstatus.json'] ?? '';
+    assert.deepEqual(
+      JSON.parse(json),
+      JSON.parse(readFileSync(join(CHART, 'files', 'dashboard.json'), 'utf8')),
+    );
+  });
+});
+
+describe('helm template: scenarios', () => {
+  test('kube.mode=off: no RBAC objects, no token, the agent told so', async () => {
+    const rendered = await template(['-f', join(CI_DIR, 'kube-off-values.yaml')]);
+    assert.deepEqual(rendered.kinds(), ['DaemonSet', 'ServiceAccount']);
+    const container = rendered.one('DaemonSet').spec.template.spec.containers[0] as Container;
+    assert.equal(envValue(container, 'CRI_NETSTATUS_KUBE'), 'off');
+  });
+
+  test('non-root: the pod runs as 65532', async () => {
+    const pod = (await template(['-f', join(CI_DIR, 'nonroot-values.yaml')])).one('DaemonSet').spec.template
+      .spec;
+    assert.equal(pod.securityContext?.runAsUser, 65532);
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+  });
+
+  test('upstream runtime and admission policy: the runtime dir mounted read-only, a policy per own node', async () => {
+    const rendered = await template(['-f', join(CI_DIR, 'upstream-admission-values.yaml')]);
+    const ds = rendered.one('DaemonSet');
+    const container = ds.spec.template.spec.containers[0] as Container;
+    assert.equal(
+      envValue(container, 'CRI_NETSTATUS_RUNTIME_ENDPOINT'),
+      'unix:///host/run/containerd/containerd.sock',
+    );
+    const mount = container.volumeMounts?.find((m) => m.mountPath === '/host/run/containerd');
+    assert.equal(mount?.readOnly, true);
+    const policy = rendered.one('ValidatingAdmissionPolicy');
+    assert.equal(
+      policy.spec.matchConditions[0]?.expression,
+      'request.userInfo.username == "system:serviceaccount:kube-system:cri-netstatus"',
+    );
+    const binding = rendered.one('ValidatingAdmissionPolicyBinding');
+    assert.equal(binding.spec.policyName, policy.metadata.name);
+    assert.deepEqual(binding.spec.validationActions, ['Deny']);
+  });
+});
+
+describe('bad values are rejected with a message naming the key', () => {
+  const cases: [string, string[], RegExp][] = [
+    [
+      'unknown top-level key',
+      ['--set', 'hostNetwork=false'],
+      /additional properties 'hostNetwork' not allowed/,
+    ],
+    [
+      'unknown semantics',
+      ['--set', 'agent.semantics=cilium'],
+      /\/agent\/semantics.*one of 'isulad', 'containerd', 'crio'/,
+    ],
+    ['relative conf dir', ['--set', 'hostPaths.cniConfDir=net.d'], /\/hostPaths\/cniConfDir/],
+    [
+      'conf dir directly under /',
+      ['--set', 'hostPaths.cniConfDir=/net.d'],
+      /hostPaths.cniConfDir "\/net.d".*parent .* is the host's root/,
+    ],
+    ['root as socket dir', ['--set', 'hostPaths.socketDir=/'], /\/hostPaths\/socketDir/],
+    ['no bin dir', ['--set-json', 'hostPaths.cniBinDirs=[]'], /\/hostPaths\/cniBinDirs/],
+    [
+      'surge',
+      ['--set', 'updateStrategy.rollingUpdate.maxSurge=1'],
+      /\/updateStrategy\/rollingUpdate\/maxSurge.*must be 0/,
+    ],
+    [
+      'zero unavailable',
+      ['--set', 'updateStrategy.rollingUpdate.maxUnavailable=0'],
+      /\/updateStrategy\/rollingUpdate\/maxUnavailable/,
+    ],
+    [
+      'privileged',
+      ['--set', 'securityContext.privileged=true'],
+      /\/securityContext\/privileged.*must be false/,
+    ],
+    [
+      'privilege escalation',
+      ['--set', 'securityContext.allowPrivilegeEscalation=true'],
+      /\/securityContext\/allowPrivilegeEscalation/,
+    ],
+    [
+      'loopback metrics',
+      ['--set', 'metrics.host=127.0.0.1'],
+      /metrics.host "127.0.0.1" is a loopback address/,
+    ],
+    ['port out of range', ['--set', 'metrics.port=70000'], /\/metrics\/port/],
+    ['bad kube mode', ['--set', 'kube.mode=maybe'], /\/kube\/mode/],
+    ['bad duration', ['--set', 'agent.staleAfter=ten'], /\/agent\/staleAfter/],
+    ['bad runtime endpoint', ['--set', 'agent.runtimeEndpoint=tcp://1.2.3.4:1'], /\/agent\/runtimeEndpoint/],
+    ['bad digest', ['--set', 'image.digest=latest'], /\/image\/digest/],
+    ['bad pull policy', ['--set', 'image.pullPolicy=Sometimes'], /\/image\/pullPolicy/],
+    [
+      'unknown alert',
+      ['--set', 'prometheus.prometheusRule.disabledAlerts[0]=NoSuchAlert'],
+      /disabledAlerts\/0/,
+    ],
+    ['bad agent selector', ['--set', 'prometheus.prometheusRule.agentSelector={job}'], /agentSelector/],
+    ['extra arg without --', ['--set', 'agent.extraArgs[0]=serve'], /\/agent\/extraArgs\/0/],
+    [
+      'policy without kube',
+      ['--set', 'kube.mode=off', '--set', 'kube.admissionPolicy.enabled=true'],
+      /admissionPolicy.enabled needs kube.mode auto or on/,
+    ],
+    [
+      'policy on old cluster',
+      ['--set', 'kube.admissionPolicy.enabled=true', '--kube-version', '1.29.0'],
+      /needs Kubernetes 1.30/,
+    ],
+  ];
+  for (const [name, args, message] of cases) {
+    test(name, async () => {
+      const result = await helm(['template', 'cri-netstatus', CHART, ...args]);
+      assert.notEqual(result.code, 0, `helm accepted ${args.join(' ')}`);
+      assert.match(result.stderr, message);
+    });
+  }
+
+  test('valid edge values are accepted', async () => {
+    for (const args of [
+      ['--set', 'updateStrategy.rollingUpdate.maxUnavailable=10%'],
+      ['--set', 'metrics.host=::'],
+      ['--set', 'hostPaths.cniConfDir=/etc/cni/net.d/'],
+      ['--set', 'agent.staleAfter=1m30s'],
+      ['--set', 'updateStrategy.type=OnDelete'],
+    ]) {
+      const result = await helm(['template', 'cri-netstatus', CHART, ...args]);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+    }
+  });
+});
+
+test('NOTES.txt tells how to verify the install and warns about missing operator CRDs', async () => {
+  const result = await helm([
+    'install',
+    'cri-netstatus',
+    CHART,
+    '--namespace',
+    'kube-system',
+    '--dry-run=client',
+    '--set',
+    'prometheus.podMonitor.enabled=true',
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const notes = result.stdout.slice(result.stdout.indexOf('NOTES:'));
+  for (const needle of [
+    'kubectl -n kube-system rollout status daemonset/cri-netstatus',
+    'kubectl -n kube-system exec daemonset/cri-netstatus -- cri-netstatus status',
+    'kubectl debug node/<node> -it --image=ghcr.io/cri-netstatus/cri-netstatus:0.1.0 -- \\',
+    'cri-netstatus status --socket /host/run/cri-netstatus/cri.sock',
+    'cri-netstatus check --host-root /host',
+    'kubectl events --for node/<node>',
+    'WARNING: prometheus.*.enabled asks for a PodMonitor',
+  ])
+    assert.ok(notes.includes(needle), `NOTES lack: ${needle}\n${notes}`);
+});
+
+describe('deploy/ is rendered from the chart', () => {
+  const script = join(REPO_ROOT, 'scripts', 'render-deploy.js');
+  test('the committed deploy/ equals a fresh render', async () => {
+    const result = await run(process.execPath, [script, '--check'], { CRI_NETSTATUS_HELM: helmBin });
+    assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
+  });
+
+  test('the check notices an edited, a missing and a stray file', async (t) => {
+    const copy = tempDir(t);
+    cpSync(join(REPO_ROOT, 'deploy'), join(copy, 'deploy'), { recursive: true });
+    writeFileSync(join(copy, 'deploy', 'cri-netstatus.yaml'), '# edited\n', { flag: 'a' });
+    writeFileSync(join(copy, 'deploy', 'stray.yaml'), 'kind: ConfigMap\n');
+    rmSync(join(copy, 'deploy', 'prometheus', 'cri-netstatus.rules.yaml'));
+    const result = await run(process.execPath, [script, '--check', '--against', copy], {
+      CRI_NETSTATUS_HELM: helmBin,
+    });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /deploy\/cri-netstatus.yaml: differs/);
+    assert.match(result.stderr, /deploy\/stray.yaml: not produced by the chart/);
+    assert.match(result.stderr, /deploy\/prometheus\/cri-netstatus.rules.yaml: missing/);
+  });
+
+  test('deploy/cri-netstatus.yaml holds the default objects and the kustomization lists it', () => {
+    const kinds = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'cri-netstatus.yaml'), 'utf8'))
+      .map((doc) => (doc.toJS() as K8sObject | null)?.kind)
+      .filter((kind) => kind !== undefined)
+      .sort();
+    assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    const kustomization = parseYaml(
+      readFileSync(join(REPO_ROOT, 'deploy', 'kustomization.yaml'), 'utf8'),
+    ) as {
+      resources: string[];
+    };
+    for (const resource of kustomization.resources)
+      assert.ok(existsSync(join(REPO_ROOT, 'deploy', resource)));
+  });
+});
+
+test("the DaemonSet's env, given to the real agent, serves; status and check then need no flags", async (t) => {
+  // The rendered container configuration, with the node's paths moved under a temp "node root".
+  const container = (await template([])).one('DaemonSet').spec.template.spec.containers[0] as Container;
+  const node = tempDir(t);
+  const env: NodeJS.ProcessEnv = { NODE_NAME: 'node-a' };
+  for (const entry of container.env ?? []) {
+    if (entry.value === undefined) continue;
+    env[entry.name] = entry.value.startsWith('/') ? join(node, entry.value) : entry.value;
+  }
+  env.CRI_NETSTATUS_METRICS_ADDRESS = '127.0.0.1:0';
+  env.CRI_NETSTATUS_LOG_FORMAT = 'text';
+  const confDir = env.CRI_NETSTATUS_CNI_CONF_DIR ?? '';
+  const socket = env.CRI_NETSTATUS_SOCKET ?? '';
+  mkdirSync(dirname(socket), { recursive: true });
+  mkdirSync(env.CRI_NETSTATUS_CNI_BIN_DIR ?? '', { recursive: true });
+  cpSync(join(REPO_ROOT, 'examples', 'net.d'), confDir, { recursive: true });
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([key]) => !key.startsWith('CRI_NETSTATUS_') && !key.startsWith('KUBERNETES_'),
+    ),
+  );
+
+  const child = spawn(process.execPath, [CLI, ...(container.args ?? [])], {
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const deadline = Date.now() + 15_000;
+  while (!existsSync(socket) || !output.includes('serving CRI')) {
+    assert.ok(child.exitCode === null, `the agent exited:\n${output}`);
+    assert.ok(Date.now() < deadline, `the agent did not serve ${socket} within 15s:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  assert.match(output, new RegExp(`confDir=${confDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+
+  // As `kubectl exec <pod> -- cri-netstatus status` would run: the container's env, no flags.
+  const status = await runCli(['status'], { ...env });
+  assert.equal(status.code, 0, `${status.stdout}${status.stderr}`);
+  assert.match(status.stdout, /READY: NetworkReady=true/);
+  const check = await runCli(['check', '-o', 'json'], { ...env });
+  assert.equal(check.code, 0, check.stderr);
+  assert.equal((JSON.parse(check.stdout) as { confDir: string }).confDir, confDir);
+
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  assert.ok(!existsSync(socket), 'the socket is removed on SIGTERM');
+});

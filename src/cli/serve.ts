@@ -104,6 +104,12 @@ export const serveFlags = {
     parse: oneOf(['auto', 'on', 'off'] as const),
   },
   kubeconfig: { description: 'kubeconfig for out-of-cluster runs (default: in-cluster config)', parse: text },
+  'kube-heartbeat': {
+    description: 'rewrite the Node condition this often when nothing changed (plus up to 10% jitter)',
+    default: '5m',
+    accepts: 'a duration of at least 1s',
+    parse: (raw: string) => atLeast(duration(raw), 1000, raw),
+  },
   'node-name': { description: "this node's name", env: 'NODE_NAME', parse: text },
   'log-level': {
     description: 'log level',
@@ -272,6 +278,7 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     log,
     registry: metrics.registry,
     env: process.env,
+    heartbeatMs: config['kube-heartbeat'],
   });
 
   const bound = http?.address();

@@ -1,8 +1,17 @@
-// Writes the agent's Node condition and Events through the Kubernetes API (--kube).
-// Owned by the Kubernetes API work (issue 4); this first version only declares the interface.
+// Writes the agent's Node condition and Events through the Kubernetes API (--kube). This module
+// decides whether the reporter runs and with which identity; node-reporter.ts does the work. The
+// API client (and with it @kubernetes/client-node) is loaded only when the reporter runs, so
+// `--kube off` costs no memory for it.
 import type { Registry } from 'prom-client';
 import type { Refresher } from '../cni/refresher.js';
 import type { Logger } from '../log.js';
+import type { KubeApi } from './client.js';
+import type { ClusterAccess } from './config.js';
+import { DEFAULT_HEARTBEAT_MS, NodeReporter } from './node-reporter.js';
+import type { NodeReporterOptions, NodeReporterSnapshot } from './node-reporter.js';
+
+export { CONDITION_REASONS, CONDITION_TYPE } from './condition.js';
+export { DEFAULT_HEARTBEAT_MS } from './node-reporter.js';
 
 export interface KubeReporterOptions {
   mode: 'auto' | 'on' | 'off';
@@ -14,16 +23,107 @@ export interface KubeReporterOptions {
   log: Logger;
   registry: Registry;
   env: NodeJS.ProcessEnv;
+  /** Heartbeat period of the Node condition (--kube-heartbeat); 5 min by default. */
+  heartbeatMs?: number | undefined;
+  /** Directory of the in-cluster service-account token and CA (tests). */
+  serviceAccountDir?: string;
+  /** Finer control for tests: timeouts, backoff, rate limits, clock. */
+  tuning?: Partial<
+    Omit<NodeReporterOptions, 'api' | 'nodeName' | 'state' | 'networkReady' | 'log' | 'registry'>
+  > & {
+    requestTimeoutMs?: number;
+  };
 }
 
 export interface KubeReporter {
   stop(): Promise<void>;
+  /** What the reporter knows now (the condition as tracked and as last written). */
+  snapshot(): NodeReporterSnapshot;
+}
+
+/** Whether --kube resolves to on, and with which identity, or why not. */
+export type KubeDecision =
+  | { on: false; why: string }
+  | { on: true; nodeName: string; source: { kubeconfig: string } | { inCluster: true } };
+
+/**
+ * `off`: never. `on`: always, failing when the node name or a config is missing. `auto`: only in
+ * a Pod (service-account env and token present) that knows its node name (NODE_NAME).
+ */
+export function decide(
+  options: Pick<KubeReporterOptions, 'mode' | 'kubeconfig' | 'nodeName' | 'env'>,
+  inCluster: boolean,
+): KubeDecision {
+  const { mode, kubeconfig, nodeName } = options;
+  if (mode === 'off') return { on: false, why: '--kube off' };
+  if (mode === 'auto') {
+    if (!inCluster) {
+      return {
+        on: false,
+        why: `--kube auto: not running in a Pod with a service-account token${kubeconfig ? ' (--kubeconfig is used only with --kube on)' : ''}`,
+      };
+    }
+    if (!nodeName)
+      return { on: false, why: '--kube auto: the node name is unknown (set NODE_NAME from spec.nodeName)' };
+    return { on: true, nodeName, source: kubeconfig ? { kubeconfig } : { inCluster: true } };
+  }
+  if (!nodeName) {
+    throw new Error(
+      '--kube on needs the node name: pass --node-name or set NODE_NAME (in a DaemonSet: env NODE_NAME from fieldRef spec.nodeName)',
+    );
+  }
+  if (kubeconfig) return { on: true, nodeName, source: { kubeconfig } };
+  if (!inCluster) {
+    throw new Error(
+      '--kube on needs API access: run in a Pod with a service-account token, or pass --kubeconfig PATH',
+    );
+  }
+  return { on: true, nodeName, source: { inCluster: true } };
 }
 
 /** Starts the reporter, or returns undefined when --kube resolves to off. */
-export function startKubeReporter(options: KubeReporterOptions): Promise<KubeReporter | undefined> {
-  if (options.mode === 'on') {
-    return Promise.reject(new Error('--kube on: the Kubernetes reporter is not available in this build'));
+export async function startKubeReporter(options: KubeReporterOptions): Promise<KubeReporter | undefined> {
+  if (options.mode === 'off') return undefined;
+  const config = await import('./config.js');
+  const decision = decide(options, config.inClusterAvailable(options.env, options.serviceAccountDir));
+  if (!decision.on) {
+    if (options.mode === 'auto') options.log.info(`Kubernetes reporting is off: ${decision.why}`);
+    return undefined;
   }
-  return Promise.resolve(undefined);
+  let access: ClusterAccess;
+  try {
+    access =
+      'kubeconfig' in decision.source
+        ? await config.loadKubeconfig(decision.source.kubeconfig)
+        : config.loadInCluster(options.env, options.serviceAccountDir);
+  } catch (error) {
+    throw new Error(`--kube: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const { createKubeApi } = await import('./client.js');
+  const { requestTimeoutMs, ...tuning } = options.tuning ?? {};
+  const api: KubeApi = createKubeApi(
+    access,
+    requestTimeoutMs === undefined ? {} : { timeoutMs: requestTimeoutMs },
+  );
+  const { refresher } = options;
+  const reporter = new NodeReporter({
+    ...tuning,
+    api,
+    nodeName: decision.nodeName,
+    state: () => refresher.state,
+    networkReady: options.networkReady,
+    log: options.log,
+    registry: options.registry,
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+  });
+  refresher.onRefresh((report) => reporter.onRefresh(report));
+  reporter.start();
+  options.log.info(
+    { node: decision.nodeName, api: access.server, identity: access.source },
+    'Kubernetes reporting on: Node condition and Events',
+  );
+  return {
+    stop: () => reporter.stop(),
+    snapshot: () => reporter.snapshot(),
+  };
 }

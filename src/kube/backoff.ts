@@ -1,0 +1,84 @@
+// Retry and heartbeat timing. Jitter spreads a fleet of agents so that an API server coming back
+// from an outage, or a DaemonSet rolled out at once, is not hit by every node in the same second.
+
+export interface BackoffOptions {
+  /** Delay before the first retry, before jitter. */
+  baseMs: number;
+  /** Ceiling of the delay, before jitter. */
+  maxMs: number;
+  /** A source of uniform randoms in [0, 1); injectable for tests. */
+  random?: () => number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 1000, maxMs: 30_000 };
+
+/**
+ * The delay before retry number `attempt` (0 for the first retry): exponential from `baseMs`,
+ * capped at `maxMs`, then "equal jitter" (a uniform pick in [delay/2, delay)) so retries never
+ * synchronize but still back off.
+ */
+export function backoffDelay(attempt: number, options: BackoffOptions = DEFAULT_BACKOFF): number {
+  const random = options.random ?? Math.random;
+  const exponent = Math.min(Math.max(0, Math.floor(attempt)), 30);
+  const delay = Math.min(options.maxMs, options.baseMs * 2 ** exponent);
+  return Math.round(delay / 2 + (delay / 2) * random());
+}
+
+/**
+ * A heartbeat period with upward jitter, like client-go's wait.Jitter: a uniform pick in
+ * [interval, interval × (1 + factor)). It never beats faster than asked.
+ */
+export function jittered(intervalMs: number, factor = 0.1, random: () => number = Math.random): number {
+  return Math.round(intervalMs * (1 + factor * random()));
+}
+
+/**
+ * A token bucket: `burst` tokens, refilled at one per `refillMs`. Time is passed in, so the bucket
+ * is a pure value that tests drive with a fake clock.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private updatedAt: number;
+
+  constructor(
+    readonly burst: number,
+    readonly refillMs: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.updatedAt = now;
+  }
+
+  /** Tokens available at `now` (fractional while refilling). */
+  available(now: number): number {
+    this.refill(now);
+    return this.tokens;
+  }
+
+  /** Takes a token when one is available. */
+  tryTake(now: number): boolean {
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Gives back a token taken for a write that failed before reaching the server. */
+  giveBack(now: number): void {
+    this.refill(now);
+    this.tokens = Math.min(this.burst, this.tokens + 1);
+  }
+
+  /** Milliseconds until a token is available (0 when one is). */
+  waitMs(now: number): number {
+    this.refill(now);
+    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * this.refillMs);
+  }
+
+  private refill(now: number): void {
+    if (now > this.updatedAt) {
+      this.tokens = Math.min(this.burst, this.tokens + (now - this.updatedAt) / this.refillMs);
+      this.updatedAt = now;
+    }
+  }
+}

@@ -1,0 +1,451 @@
+// The Kubernetes view of the network state: one Node condition and Events on the Node. It is fed
+// from the refresher's callback, which must stay cheap (it runs inside Status calls): the callback
+// compares generations, updates in-memory values and arms a timer; every API call happens later,
+// in the background, with a timeout, retries with backoff and jitter, and a log line only when the
+// health of the writes changes. Nothing here can block or fail a Status call.
+import { Counter, Gauge } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { describeChanges } from '../cni/changes.js';
+import type { Change } from '../cni/changes.js';
+import type { RefreshReport } from '../cni/refresher.js';
+import type { NetworkState } from '../cni/types.js';
+import type { Logger } from '../log.js';
+import { backoffDelay, jittered } from './backoff.js';
+import type { BackoffOptions } from './backoff.js';
+import type { KubeApi } from './client.js';
+import { PERMANENT_RESULTS, asKubeError } from './errors.js';
+import type { WriteResult } from './errors.js';
+import {
+  CONDITION_TYPE,
+  adoptExisting,
+  conditionPatch,
+  desiredCondition,
+  differs,
+  isoSeconds,
+  observe,
+} from './condition.js';
+import type { ExistingCondition, TrackedCondition } from './condition.js';
+import { EventCorrelator, eventName, eventsFor } from './events.js';
+import type { CorrelatorOptions, EventBody, EventIntent, PendingWrite } from './events.js';
+
+export const COMPONENT = 'cri-netstatus';
+export const DEFAULT_HEARTBEAT_MS = 5 * 60_000;
+export const DEFAULT_EVENT_NAMESPACE = 'default';
+
+export interface NodeReporterOptions {
+  api: KubeApi;
+  nodeName: string;
+  /** The state now and NetworkReady as Status serves it (includes --stale-after). */
+  state: () => NetworkState;
+  networkReady: () => boolean;
+  log: Logger;
+  registry: Registry;
+  heartbeatMs?: number;
+  /** Namespace of the Events (Nodes are cluster-scoped; the kubelet uses "default"). */
+  eventNamespace?: string;
+  /** Condition writes closer together than this are coalesced (node-problem-detector: 1 s). */
+  minWriteIntervalMs?: number;
+  /** Retry timing for failures the API server may recover from (unreachable, 5xx, 429, timeouts). */
+  transientBackoff?: BackoffOptions;
+  /** Retry timing for failures only an operator can fix (401, 403, 404, 400/422). */
+  permanentBackoff?: BackoffOptions;
+  correlator?: Partial<CorrelatorOptions>;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** What the reporter knows, for tests and `info`. */
+export interface NodeReporterSnapshot {
+  tracked: TrackedCondition;
+  written?: TrackedCondition;
+  seeded: boolean;
+  lastHeartbeatAt?: number;
+  pendingEventOccurrences: number;
+}
+
+export class NodeReporter {
+  private readonly api: KubeApi;
+  private readonly node: string;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly heartbeatMs: number;
+  private readonly namespace: string;
+  private readonly minWriteIntervalMs: number;
+  private readonly transientBackoff: BackoffOptions;
+  private readonly permanentBackoff: BackoffOptions;
+  private readonly correlator: EventCorrelator;
+  private readonly writes: Counter<'kind' | 'result'>;
+  private stopped = false;
+
+  // What the refresh callback last saw.
+  private generation: number;
+  private ready: boolean;
+  private selectionReady: boolean;
+
+  // The condition.
+  private tracked: TrackedCondition;
+  private written: TrackedCondition | undefined;
+  private seeded = false;
+  private conditionTimer: NodeJS.Timeout | undefined;
+  private conditionBusy: Promise<void> | undefined;
+  private conditionFailures = 0;
+  private conditionRetryAt = 0;
+  private lastWriteAt = -Infinity;
+  private lastHeartbeatAt: number | undefined;
+  private nextHeartbeatAt = 0;
+  private conditionHealth: WriteResult | undefined;
+
+  // Events.
+  private startupIntents: EventIntent[] | undefined;
+  private eventTimer: NodeJS.Timeout | undefined;
+  private eventBusy: Promise<void> | undefined;
+  private eventFailures = 0;
+  private eventBackoffUntil = 0;
+  private eventHealth: WriteResult | undefined;
+  private sequence = 0;
+
+  constructor(private readonly options: NodeReporterOptions) {
+    this.api = options.api;
+    this.node = options.nodeName;
+    this.log = options.log.child({ component: 'kube', node: options.nodeName });
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.namespace = options.eventNamespace ?? DEFAULT_EVENT_NAMESPACE;
+    this.minWriteIntervalMs = options.minWriteIntervalMs ?? 1000;
+    this.transientBackoff = options.transientBackoff ?? { baseMs: 1000, maxMs: 30_000 };
+    this.permanentBackoff = options.permanentBackoff ?? { baseMs: 5000, maxMs: 300_000 };
+    this.correlator = new EventCorrelator(options.correlator);
+
+    const registers = [options.registry];
+    this.writes = new Counter({
+      name: 'cri_netstatus_kube_writes_total',
+      help: 'Kubernetes API writes by kind (condition: PATCH of nodes/status; event: create or patch of an Event) and result.',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
+    const synced = (): number => (this.seeded && !differs(this.tracked, this.written) ? 1 : 0);
+    const pending = (): number => this.correlator.pendingOccurrences();
+    new Gauge({
+      name: 'cri_netstatus_kube_condition_synced',
+      help: `Whether the Node's ${CONDITION_TYPE} condition says what the agent sees (1) or a write is pending or failing (0).`,
+      registers,
+      collect() {
+        this.set(synced());
+      },
+    });
+    new Gauge({
+      name: 'cri_netstatus_kube_event_occurrences_pending',
+      help: 'Event occurrences not yet written to the API (held back by the rate limit or by failing writes).',
+      registers,
+      collect() {
+        this.set(pending());
+      },
+    });
+
+    const state = options.state();
+    const ready = options.networkReady();
+    this.generation = state.generation;
+    this.ready = ready;
+    this.selectionReady = state.selection.ready;
+    this.tracked = observe(undefined, desiredCondition(state, ready), this.now());
+    // What an earlier run of the agent would have reported already; decided once the Node is read.
+    this.startupIntents = eventsFor(describeChanges(emptyState(state), state));
+  }
+
+  start(): void {
+    this.scheduleCondition(0);
+  }
+
+  /** The refresher's callback. Runs inside Status calls: no I/O, no awaiting, O(changes). */
+  onRefresh(report: RefreshReport): void {
+    if (this.stopped) return;
+    const ready = this.options.networkReady();
+    const { state } = report;
+    if (state.generation === this.generation && ready === this.ready) return;
+    const changes: Change[] =
+      state.generation === this.generation ? [] : describeChanges(report.previous, state);
+    const intents = eventsFor(changes);
+    // NetworkReady as served can flip without the selection flipping (--stale-after): say so too.
+    if (ready !== this.ready && state.selection.ready === this.selectionReady) {
+      const value = desiredCondition(state, ready);
+      intents.push(
+        ready
+          ? { type: 'Normal', reason: 'NetworkReady', message: 'network is ready' }
+          : { type: 'Warning', reason: 'NetworkNotReady', message: `network is not ready: ${value.message}` },
+      );
+    }
+    this.generation = state.generation;
+    this.ready = ready;
+    this.selectionReady = state.selection.ready;
+    const now = this.now();
+    const before = this.tracked;
+    this.tracked = observe(this.tracked, desiredCondition(state, ready), now);
+    if (this.tracked !== before) this.scheduleCondition();
+    if (intents.length > 0) {
+      for (const intent of intents) this.correlator.observe(intent, now);
+      this.scheduleEvents(true);
+    }
+  }
+
+  snapshot(): NodeReporterSnapshot {
+    return {
+      tracked: this.tracked,
+      ...(this.written ? { written: this.written } : {}),
+      seeded: this.seeded,
+      ...(this.lastHeartbeatAt !== undefined ? { lastHeartbeatAt: this.lastHeartbeatAt } : {}),
+      pendingEventOccurrences: this.correlator.pendingOccurrences(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.conditionTimer);
+    clearTimeout(this.eventTimer);
+    this.api.close();
+    await Promise.allSettled([this.conditionBusy, this.eventBusy]);
+  }
+
+  // ---- the condition ----------------------------------------------------------------------------
+
+  /** Arms the condition timer for the next thing to do; `delayMs` forces a delay (start). */
+  private scheduleCondition(delayMs?: number): void {
+    if (this.stopped || this.conditionBusy) return; // the running write reschedules when done
+    const now = this.now();
+    let at: number;
+    if (delayMs !== undefined) at = now + delayMs;
+    else if (!this.seeded || differs(this.tracked, this.written)) {
+      at = Math.max(now, this.conditionRetryAt, this.lastWriteAt + this.minWriteIntervalMs);
+    } else at = Math.max(this.nextHeartbeatAt, this.conditionRetryAt);
+    clearTimeout(this.conditionTimer);
+    this.conditionTimer = setTimeout(() => this.runCondition(), Math.max(0, at - now));
+    this.conditionTimer.unref();
+  }
+
+  private runCondition(): void {
+    if (this.stopped || this.conditionBusy) return;
+    this.conditionBusy = this.syncCondition().finally(() => {
+      this.conditionBusy = undefined;
+      this.scheduleCondition();
+    });
+  }
+
+  private async syncCondition(): Promise<void> {
+    try {
+      if (!this.seeded) await this.seed();
+      const tracked = this.tracked;
+      const heartbeat = this.now();
+      this.lastWriteAt = heartbeat;
+      try {
+        await this.api.patchNodeStatus(this.node, conditionPatch(tracked, heartbeat));
+      } catch (error) {
+        this.writes.inc({ kind: 'condition', result: asKubeError(error).result });
+        throw error;
+      }
+      this.writes.inc({ kind: 'condition', result: 'success' });
+      const changed =
+        this.written === undefined ||
+        this.written.status !== tracked.status ||
+        this.written.reason !== tracked.reason;
+      this.written = tracked;
+      this.lastHeartbeatAt = heartbeat;
+      this.nextHeartbeatAt = heartbeat + jittered(this.heartbeatMs, 0.1, this.random);
+      this.conditionFailures = 0;
+      this.conditionRetryAt = 0;
+      if (this.conditionHealth !== undefined && this.conditionHealth !== 'success') {
+        this.log.info(
+          { condition: CONDITION_TYPE, status: tracked.status, reason: tracked.reason },
+          'Node condition written again',
+        );
+      } else if (changed) {
+        this.log.info(
+          {
+            condition: CONDITION_TYPE,
+            status: tracked.status,
+            reason: tracked.reason,
+            lastTransitionTime: isoSeconds(tracked.lastTransitionTime),
+          },
+          `Node condition ${CONDITION_TYPE}=${tracked.status} (${tracked.reason})`,
+        );
+      }
+      this.conditionHealth = 'success';
+    } catch (error) {
+      const failure = asKubeError(error);
+      const delay = backoffDelay(
+        this.conditionFailures++,
+        PERMANENT_RESULTS.has(failure.result) ? this.permanentBackoff : this.transientBackoff,
+      );
+      this.conditionRetryAt = this.now() + delay;
+      if (this.conditionHealth !== failure.result) {
+        this.log.warn(
+          { condition: CONDITION_TYPE, result: failure.result, retryInMs: delay },
+          `cannot write the Node condition, retrying with backoff: ${failure.message}`,
+        );
+        this.conditionHealth = failure.result;
+      }
+    }
+  }
+
+  /**
+   * Reads the Node once before the first write: its record of this condition carries the
+   * transition time of an earlier run, and decides whether the startup Events are news.
+   */
+  private async seed(): Promise<void> {
+    let existing: readonly ExistingCondition[] | undefined;
+    try {
+      const node = await this.api.readNode(this.node);
+      existing = node.status?.conditions;
+    } catch (error) {
+      const failure = asKubeError(error);
+      if (failure.result !== 'forbidden') throw failure;
+      // Without `get nodes` the condition can still be written, but restarts reset its transition time.
+      this.log.warn(
+        { result: failure.result },
+        `cannot read the Node, so lastTransitionTime will restart with the agent: ${failure.message}`,
+      );
+    }
+    this.tracked = adoptExisting(this.tracked, existing);
+    this.seeded = true;
+    const mine = existing?.find((condition) => condition.type === CONDITION_TYPE);
+    const unchanged =
+      mine !== undefined &&
+      mine.status === this.tracked.status &&
+      (mine.reason ?? '') === this.tracked.reason &&
+      (mine.message ?? '') === this.tracked.message;
+    const startup = this.startupIntents ?? [];
+    this.startupIntents = undefined;
+    // A restart that finds the Node already saying the same thing has nothing new to announce.
+    if (!unchanged) {
+      const now = this.now();
+      for (const intent of startup) this.correlator.observe(intent, now);
+    }
+    this.scheduleEvents(true);
+  }
+
+  // ---- events -----------------------------------------------------------------------------------
+
+  /** Runs the event writer soon; `fresh` (new occurrences) cuts a rate-limit wait, never a failure backoff. */
+  private scheduleEvents(fresh = false): void {
+    if (this.stopped || this.eventBusy || this.startupIntents !== undefined) return;
+    const now = this.now();
+    if (this.eventTimer && !fresh) return;
+    if (now < this.eventBackoffUntil) {
+      if (!this.eventTimer) this.armEvents(this.eventBackoffUntil - now);
+      return;
+    }
+    this.armEvents(0);
+  }
+
+  private armEvents(delayMs: number): void {
+    clearTimeout(this.eventTimer);
+    this.eventTimer = setTimeout(() => {
+      this.eventTimer = undefined;
+      if (this.stopped || this.eventBusy) return;
+      this.eventBusy = this.writeEvents().finally(() => {
+        this.eventBusy = undefined;
+      });
+    }, delayMs);
+    this.eventTimer.unref();
+  }
+
+  private async writeEvents(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const now = this.now();
+      const next = this.correlator.next(now);
+      if (next === undefined) return;
+      if ('waitMs' in next) {
+        this.armEvents(next.waitMs);
+        return;
+      }
+      try {
+        await this.writeEvent(next);
+        this.writes.inc({ kind: 'event', result: 'success' });
+        this.eventFailures = 0;
+        this.eventBackoffUntil = 0;
+        if (this.eventHealth !== undefined && this.eventHealth !== 'success') {
+          this.log.info('Events written again');
+        }
+        this.eventHealth = 'success';
+      } catch (error) {
+        const failure = asKubeError(error);
+        this.writes.inc({ kind: 'event', result: failure.result });
+        this.correlator.failed(next, this.now());
+        const delay = backoffDelay(
+          this.eventFailures++,
+          PERMANENT_RESULTS.has(failure.result) ? this.permanentBackoff : this.transientBackoff,
+        );
+        this.eventBackoffUntil = this.now() + delay;
+        if (this.eventHealth !== failure.result) {
+          this.log.warn(
+            { result: failure.result, retryInMs: delay },
+            `cannot write Events on the Node, retrying with backoff: ${failure.message}`,
+          );
+          this.eventHealth = failure.result;
+        }
+        this.armEvents(delay);
+        return;
+      }
+    }
+  }
+
+  private async writeEvent(write: PendingWrite): Promise<void> {
+    const { record } = write;
+    if (write.op === 'patch' && record.name !== undefined) {
+      try {
+        await this.api.patchEvent(this.namespace, record.name, {
+          count: write.count,
+          lastTimestamp: isoSeconds(write.lastTimestamp),
+          message: write.message,
+        });
+        this.correlator.written(write, record.name);
+        return;
+      } catch (error) {
+        // The Event expired (the API server keeps Events for an hour): record it anew, count kept.
+        if (asKubeError(error).result !== 'not_found') throw error;
+        this.correlator.forget(write);
+      }
+    }
+    for (let attempt = 0; ; attempt++) {
+      const name = eventName(this.node, this.now(), this.sequence++);
+      try {
+        const event: EventBody = {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { name, namespace: this.namespace },
+          involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.node, uid: this.node },
+          type: record.type,
+          reason: record.reason,
+          message: write.message,
+          count: write.count,
+          firstTimestamp: new Date(isoSeconds(record.firstTimestamp)),
+          lastTimestamp: new Date(isoSeconds(write.lastTimestamp)),
+          source: { component: COMPONENT, host: this.node },
+          reportingComponent: COMPONENT,
+          reportingInstance: this.node,
+        };
+        await this.api.createEvent(this.namespace, event);
+        this.correlator.written(write, name);
+        return;
+      } catch (error) {
+        // A name taken within the same nanosecond stamp: pick the next one.
+        if (asKubeError(error).result !== 'conflict' || attempt >= 2) throw error;
+      }
+    }
+  }
+}
+
+/** The state before the first refresh, so the first real state reads as a change from nothing. */
+function emptyState(state: NetworkState): NetworkState {
+  const nothing = { ready: false, stale: false };
+  return {
+    generation: 0,
+    confDir: state.confDir,
+    binDirs: state.binDirs,
+    semantics: state.semantics,
+    files: [],
+    selection: nothing,
+    verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
+  };
+}

@@ -954,3 +954,44 @@ test("the DaemonSet's env, given to the real agent, serves; status and check the
   await new Promise((resolve) => child.once('exit', resolve));
   assert.ok(!existsSync(socket), 'the socket is removed on SIGTERM');
 });
+
+test('docs/README-deploy-section.md documents every value of values.yaml', () => {
+  const doc = readFileSync(join(REPO_ROOT, 'docs', 'README-deploy-section.md'), 'utf8');
+  // Maps whose keys are free-form (labels, probes, securityContext) are documented as one value.
+  const opaque = new Set([
+    'resources',
+    'livenessProbe',
+    'readinessProbe',
+    'podSecurityContext',
+    'securityContext',
+    'nodeSelector',
+    'labels',
+    'updateStrategy',
+  ]);
+  const leaves: string[] = [];
+  const walk = (node: unknown, path: string): void => {
+    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+      const here = path ? `${path}.${key}` : key;
+      if (
+        value &&
+        typeof value === 'object' &&
+        !Array.isArray(value) &&
+        Object.keys(value).length &&
+        !opaque.has(key)
+      )
+        walk(value, here);
+      else leaves.push(here);
+    }
+  };
+  walk(parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')), '');
+  const documented = (leaf: string): boolean => {
+    if (doc.includes(`\`${leaf}\``)) return true;
+    const parts = leaf.split('.');
+    return parts.some((_, i) => i > 0 && doc.includes(`\`${parts.slice(0, i).join('.')}.*\``));
+  };
+  assert.deepEqual(
+    leaves.filter((leaf) => !documented(leaf)),
+    [],
+    'values missing from the README values table',
+  );
+});

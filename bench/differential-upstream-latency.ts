@@ -1,0 +1,147 @@
+// Status latency of the agent with --runtime-endpoint pointing at a live containerd 1.6 while
+// containerd is up, stopped (socket gone) and frozen (SIGSTOP: the socket accepts, nobody answers;
+// every poll waits the full 2 s timeout), next to an agent without --runtime-endpoint. The agent's
+// Status reads the mirror's cached result, so the four rows should look alike. The agents run as
+// child processes (`cri-netstatus serve`); the client is grpc-js in this process, sequential calls
+// as kubelet makes them. Needs root and the peers.
+//
+//   npm run build && node dist/bench/differential-upstream-latency.js [--calls 3000]
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI } from '../test/helpers/agent.js';
+import { criClient } from '../test/helpers/cri.js';
+import type { CriClient } from '../test/helpers/cri.js';
+import { conflist } from '../test/helpers/fs.js';
+import { sleep, startContainerd } from '../test/e2e/harness/containerd.js';
+import { requirePeers } from '../test/e2e/harness/peers.js';
+
+const cleanups: (() => unknown)[] = [];
+const cleanup = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} wants a positive number`);
+  return value;
+}
+
+async function spawnAgent(args: string[], socket: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--kube', 'off', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  cleanup.after(() => child.kill('SIGTERM'));
+  const deadline = Date.now() + 15_000;
+  while (!existsSync(socket) || !output.includes('serving CRI')) {
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`agent did not start (exit ${String(child.exitCode)}):\n${output}`);
+    await sleep(20);
+  }
+  return child;
+}
+
+interface Row {
+  label: string;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  runtimeReady: string;
+}
+
+async function measure(label: string, client: CriClient, calls: number): Promise<Row> {
+  for (let i = 0; i < 200; i++) await client.status(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const started = process.hrtime.bigint();
+    await client.status();
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
+  const runtime = (await client.status()).status?.conditions.find((c) => c.type === 'RuntimeReady');
+  return {
+    label,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: times[times.length - 1] ?? NaN,
+    runtimeReady: runtime ? `${String(runtime.status)}${runtime.reason ? ` (${runtime.reason})` : ''}` : '?',
+  };
+}
+
+async function waitRuntimeReady(client: CriClient, want: boolean, reason?: string): Promise<void> {
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    const runtime = (await client.status()).status?.conditions.find((c) => c.type === 'RuntimeReady');
+    if (runtime?.status === want && (reason === undefined || runtime.reason === reason)) return;
+    if (Date.now() > deadline) throw new Error(`RuntimeReady did not become ${String(want)} ${reason ?? ''}`);
+    await sleep(100);
+  }
+}
+
+async function main(): Promise<void> {
+  const calls = flag('calls', 3000);
+  const { cniBinDir } = requirePeers('containerd', 'crictl', 'cniBinDir');
+  const root = mkdtempSync(join(tmpdir(), 'cri-netstatus-upstream-bench-'));
+  cleanup.after(() => rmSync(root, { recursive: true, force: true }));
+  const confDir = join(root, 'net.d');
+  mkdirSync(confDir);
+  writeFileSync(join(confDir, '10-net.conflist'), conflist('net', ['bridge', 'portmap']));
+  const containerd = await startContainerd(cleanup, { confDir, cniBinDir });
+  const common = ['--cni-conf-dir', confDir, '--cni-bin-dir', cniBinDir, '--metrics-address', 'off'];
+  const baselineSocket = join(root, 'baseline.sock');
+  const mirroredSocket = join(root, 'mirrored.sock');
+  await spawnAgent(common, baselineSocket);
+  await spawnAgent([...common, '--runtime-endpoint', containerd.endpoint], mirroredSocket);
+  const baseline = criClient(baselineSocket, 10_000);
+  const mirrored = criClient(mirroredSocket, 10_000);
+  cleanup.after(() => {
+    baseline.close();
+    mirrored.close();
+  });
+
+  const rows: Row[] = [];
+  rows.push(await measure('no --runtime-endpoint', baseline, calls));
+  rows.push(await measure('containerd up', mirrored, calls));
+  await containerd.stop();
+  await waitRuntimeReady(mirrored, false, 'UpstreamRuntimeUnreachable');
+  rows.push(await measure('containerd stopped', mirrored, calls));
+  await containerd.start();
+  await waitRuntimeReady(mirrored, true);
+  containerd.freeze();
+  await waitRuntimeReady(mirrored, false, 'UpstreamRuntimeTimeout');
+  rows.push(await measure('containerd frozen (SIGSTOP)', mirrored, calls));
+  containerd.thaw();
+
+  const ms = (n: number): string => n.toFixed(2);
+  process.stdout.write(
+    [
+      `Status latency, ${calls} sequential non-verbose calls per row (ms)`,
+      '',
+      '| agent | p50 | p90 | p99 | max | RuntimeReady served |',
+      '|---|---|---|---|---|---|',
+      ...rows.map(
+        (r) =>
+          `| ${r.label} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.runtimeReady} |`,
+      ),
+      '',
+    ].join('\n'),
+  );
+}
+
+let code = 0;
+try {
+  await main();
+} catch (error) {
+  code = 1;
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+} finally {
+  for (const fn of cleanups.reverse()) await fn();
+}
+process.exit(code);

@@ -88,7 +88,9 @@ class Mirror implements UpstreamMirror {
     initialBackoffMs: number;
     maxBackoffMs: number;
   };
+  /** The upstream's Version answer; kept while it is away, asked again once it answers. */
   private runtime: RuntimeIdentity | undefined;
+  private askVersion = true;
   private last: PollResult | undefined;
   /** The conditions of the last successful poll, kept for `info` while the upstream is away. */
   private lastConditions: RuntimeCondition[] = [];
@@ -227,13 +229,14 @@ class Mirror implements UpstreamMirror {
   private async ask(): Promise<PollResult> {
     const { timeoutMs } = this.timing;
     try {
-      if (this.runtime === undefined) {
+      if (this.askVersion) {
         const version = await this.client.version(timeoutMs);
         this.runtime = {
           name: version.runtimeName,
           version: version.runtimeVersion,
           apiVersion: version.runtimeApiVersion,
         };
+        this.askVersion = false;
       }
       const response = await this.client.status(true, timeoutMs);
       const conditions = response.status?.conditions ?? [];
@@ -246,7 +249,7 @@ class Mirror implements UpstreamMirror {
     } catch (error) {
       this.client.reset();
       // Who answers may have changed (a restarted or replaced runtime): ask Version again next time.
-      this.runtime = undefined;
+      this.askVersion = true;
       if (error instanceof UpstreamCallError) {
         return {
           kind: classifyError(error.code),

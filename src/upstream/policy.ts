@@ -80,10 +80,6 @@ export interface Observation {
 export function mirroredRuntimeCondition(observation: Observation): RuntimeCondition {
   const { endpoint, last } = observation;
   const runtime = observation.runtimeName ?? 'the CRI runtime';
-  const since =
-    observation.failingSince === undefined
-      ? ''
-      : ` since ${new Date(observation.failingSince).toISOString()}`;
   const failing =
     observation.failingSince === undefined
       ? ''
@@ -104,7 +100,7 @@ export function mirroredRuntimeCondition(observation: Observation): RuntimeCondi
     case 'unreachable':
       return notReady(
         UPSTREAM_REASONS.unreachable,
-        `cannot reach ${runtime} at ${endpoint}${since}: ${last.error}; check that the runtime is running and that its socket is mounted into this pod (--runtime-endpoint)`,
+        `cannot reach ${runtime} at ${endpoint}${failing}: ${last.error}; check that the runtime is running and that its socket is mounted into this pod (--runtime-endpoint)`,
       );
     case 'timeout':
       return notReady(

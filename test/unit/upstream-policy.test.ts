@@ -122,7 +122,7 @@ test('RuntimeReady is false with an actionable reason whenever the upstream does
   assert.equal(unreachable.reason, 'UpstreamRuntimeUnreachable');
   assert.equal(
     unreachable.message,
-    `cannot reach the CRI runtime at ${endpoint} since 2026-11-27T10:00:00.000Z: connect ENOENT /run/containerd/containerd.sock; check that the runtime is running and that its socket is mounted into this pod (--runtime-endpoint)`,
+    `cannot reach the CRI runtime at ${endpoint} (failing since 2026-11-27T10:00:00.000Z): connect ENOENT /run/containerd/containerd.sock; check that the runtime is running and that its socket is mounted into this pod (--runtime-endpoint)`,
   );
   const timeout = mirroredRuntimeCondition({
     ...base,

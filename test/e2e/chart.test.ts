@@ -568,6 +568,7 @@ describe('helm template: defaults', () => {
       CRI_NETSTATUS_SEMANTICS: 'isulad',
       CRI_NETSTATUS_STALE_AFTER: '0',
       CRI_NETSTATUS_KUBE: 'auto',
+      CRI_NETSTATUS_KUBE_HEARTBEAT: '5m',
       CRI_NETSTATUS_LOG_LEVEL: 'info',
       CRI_NETSTATUS_LOG_FORMAT: 'json',
     });

@@ -184,8 +184,8 @@ interface Kinds {
   ServiceAccount: K8sObject & { automountServiceAccountToken?: boolean };
   ClusterRole: ClusterRole;
   ClusterRoleBinding: ClusterRoleBinding;
-  Role: K8sObject;
-  RoleBinding: K8sObject;
+  Role: ClusterRole;
+  RoleBinding: ClusterRoleBinding;
   Service: Service;
   PodMonitor: Monitor;
   ServiceMonitor: Monitor;
@@ -270,11 +270,13 @@ const STANDARD_LABELS = [
   'app.kubernetes.io/managed-by',
 ];
 
-const EXPECTED_RULES: PolicyRule[] = [
+const EXPECTED_CLUSTER_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['nodes'], verbs: ['get'] },
   { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
+];
+/** Node Events live in "default" (src/kube DEFAULT_EVENT_NAMESPACE), core/v1 only. */
+const EXPECTED_EVENT_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
 ];
 
 /** Every (group, resource, verb) triple a set of rules grants. */
@@ -430,25 +432,46 @@ function assertInvariants(rendered: Rendered, values: Values, scenario: string):
   // RBAC: exactly the agent's verbs, or nothing with kube.mode=off.
   const roles = rendered.ofKind('ClusterRole');
   const bindings = rendered.ofKind('ClusterRoleBinding');
-  assert.equal(
-    rendered.ofKind('Role').length + rendered.ofKind('RoleBinding').length,
-    0,
-    `${where} no Roles`,
-  );
+  const eventRoles = rendered.ofKind('Role');
+  const eventBindings = rendered.ofKind('RoleBinding');
+  const subjects = [
+    { kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: ds.metadata.namespace },
+  ];
   if (values.kube.mode === 'off') {
-    assert.deepEqual([roles.length, bindings.length], [0, 0], `${where} no RBAC with kube.mode=off`);
+    assert.deepEqual(
+      [roles.length, bindings.length, eventRoles.length, eventBindings.length],
+      [0, 0, 0, 0],
+      `${where} no RBAC with kube.mode=off`,
+    );
     assert.equal(pod.automountServiceAccountToken, false, `${where} no token with kube.mode=off`);
   } else {
-    assert.equal(roles.length, 1, `${where} one ClusterRole`);
-    assert.deepEqual(grants((roles[0] as ClusterRole).rules), grants(EXPECTED_RULES), `${where} RBAC verbs`);
-    const binding = bindings[0];
-    assert.ok(binding, `${where} a ClusterRoleBinding`);
-    assert.equal(binding.roleRef.name, (roles[0] as ClusterRole).metadata.name, `${where} roleRef`);
-    assert.deepEqual(
-      binding.subjects,
-      [{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: ds.metadata.namespace }],
-      `${where} subjects`,
+    const [role] = roles;
+    const [binding] = bindings;
+    assert.ok(
+      role && binding && roles.length === 1 && bindings.length === 1,
+      `${where} one ClusterRole and binding`,
     );
+    assert.deepEqual(grants(role.rules), grants(EXPECTED_CLUSTER_RULES), `${where} cluster-wide verbs`);
+    assert.deepEqual(
+      [binding.roleRef.kind, binding.roleRef.name],
+      ['ClusterRole', role.metadata.name],
+      `${where} roleRef`,
+    );
+    assert.deepEqual(binding.subjects, subjects, `${where} subjects`);
+    const [eventRole] = eventRoles;
+    const [eventBinding] = eventBindings;
+    assert.ok(
+      eventRole && eventBinding && eventRoles.length === 1 && eventBindings.length === 1,
+      `${where} one events Role`,
+    );
+    assert.equal(eventRole.metadata.namespace, 'default', `${where} Node Events live in default`);
+    assert.deepEqual(grants(eventRole.rules), grants(EXPECTED_EVENT_RULES), `${where} event verbs`);
+    assert.equal(eventBinding.metadata.namespace, 'default', `${where} RoleBinding namespace`);
+    assert.deepEqual(
+      [eventBinding.roleRef.kind, eventBinding.roleRef.name],
+      ['Role', eventRole.metadata.name],
+    );
+    assert.deepEqual(eventBinding.subjects, subjects, `${where} event subjects`);
     assert.equal(pod.automountServiceAccountToken, true, `${where} token mounted`);
   }
   const account = rendered.one('ServiceAccount');
@@ -532,9 +555,16 @@ describe('helm template: invariants of every scenario', () => {
 });
 
 describe('helm template: defaults', () => {
-  test('render exactly a ServiceAccount, ClusterRole, ClusterRoleBinding and DaemonSet', async () => {
+  test('render exactly a ServiceAccount, the RBAC (ClusterRole, events Role, bindings) and a DaemonSet', async () => {
     const rendered = await template([]);
-    assert.deepEqual(rendered.kinds(), ['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    assert.deepEqual(rendered.kinds(), [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'DaemonSet',
+      'Role',
+      'RoleBinding',
+      'ServiceAccount',
+    ]);
   });
 
   test('the DaemonSet: root without capabilities, scrape annotations, configured through env', async () => {
@@ -892,7 +922,14 @@ describe('deploy/ is rendered from the chart', () => {
       .map((doc) => (doc.toJS() as K8sObject | null)?.kind)
       .filter((kind) => kind !== undefined)
       .sort();
-    assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    assert.deepEqual(kinds, [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'DaemonSet',
+      'Role',
+      'RoleBinding',
+      'ServiceAccount',
+    ]);
     const kustomization = parseYaml(
       readFileSync(join(REPO_ROOT, 'deploy', 'kustomization.yaml'), 'utf8'),
     ) as {

@@ -219,7 +219,12 @@ class Mirror implements UpstreamMirror {
   private async poll(): Promise<void> {
     const result = await this.ask();
     if (this.stopped) return;
-    this.record(result, Date.now());
+    try {
+      this.record(result, Date.now());
+    } catch (error) {
+      // A view must not end the loop: keep polling, and say what broke.
+      this.options.log.error({ err: error, endpoint: this.endpoint }, 'recording an upstream poll failed');
+    }
     const delay = nextPollDelay(this.failures, this.timing, this.options.random);
     this.nextPollAt = Date.now() + delay;
     this.timer = setTimeout(() => void this.poll(), delay);

@@ -46,24 +46,27 @@ function selectIsulad(scan: Scan, previous: Selection | undefined): Selection {
   return { ready: false, stale: false, reason: why };
 }
 
-/** containerd (go-cni): the first file in sorted order is the default; any bad file fails the whole load. */
+/**
+ * containerd (go-cni with max_conf_num = 1): only the first file in sorted order is loaded. If it
+ * fails, the whole load fails; files after it are never read, so a bad one there does not matter.
+ */
 function selectContainerd(scan: Scan): Selection {
-  if (scan.dirError)
+  if (scan.dirError) {
     return { ready: false, stale: false, reason: `${scan.dirError.message}: cni plugin not initialized` };
-  const bad = scan.files.find((file) => !file.current.ok);
-  if (bad && !bad.current.ok) {
-    return {
-      ready: false,
-      stale: false,
-      reason: `failed to load CNI config list file ${bad.path}: ${bad.current.error.message}: invalid cni config`,
-    };
   }
   const first = scan.files[0];
-  if (!first?.current.ok) {
+  if (!first) {
     return {
       ready: false,
       stale: false,
       reason: `no network config found in ${scan.confDir}: cni plugin not initialized`,
+    };
+  }
+  if (!first.current.ok) {
+    return {
+      ready: false,
+      stale: false,
+      reason: `failed to load CNI config list file ${first.path}: ${first.current.error.message}: invalid cni config`,
     };
   }
   return { ready: true, network: first.current.config, file: first.file, stale: false };

@@ -28,6 +28,15 @@ export class AgentMetrics {
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // These three are gauges named like counters, which `promtool check metrics` rejects; the same
+    // figures stay available as nodejs_active_handles, nodejs_active_requests, nodejs_active_resources.
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
+      this.registry.removeSingleMetric(name);
+    }
     new Gauge({
       name: 'cri_netstatus_build_info',
       help: 'Build information; always 1.',

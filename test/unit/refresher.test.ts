@@ -241,3 +241,12 @@ test('fresh() shares one refresh among callers that arrive together', async (t) 
     'a call after a write gets a new refresh',
   );
 });
+
+test('containerd semantics: only the first file decides; a bad file after it is never read', (t) => {
+  const { confDir, refresher } = setup(t, 'containerd');
+  writeFileSync(join(confDir, '10-a.conflist'), conflist('a'));
+  writeFileSync(join(confDir, '20-b.conflist'), '{bad');
+  const { verdicts } = refresher.refresh();
+  assert.equal(verdicts.containerd.ready, true);
+  assert.equal(verdicts.containerd.network?.name, 'a');
+});

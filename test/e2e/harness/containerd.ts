@@ -341,12 +341,6 @@ export const CONF_DIR_SEQUENCE: readonly ConfDirStep[] = [
     // go-cni parses only the first max_conf_num (default 1) files, so a bad file after the default
     // network is never read by containerd.
     containerd: true,
-    differs: {
-      containerd: {
-        agentBug: true,
-        why: 'agent bug: the containerd profile fails on a bad file anywhere in the dir, but go-cni stops after max_conf_num (1) files, so containerd never reads 20-broken.conflist (src/cni/profiles.ts selectContainerd)',
-      },
-    },
   },
   {
     name: 'bad-first-file',

@@ -100,8 +100,21 @@ export function createKubeApi(access: ClusterAccess, options: ClientOptions = {}
   return {
     readNode: (name) =>
       call(`get node ${name}`, factory.readNode(name), (r) => processor.readNodeWithHttpInfo(r)),
-    listNodes: async () =>
-      (await call('list nodes', factory.listNode(), (r) => processor.listNodeWithHttpInfo(r))).items,
+    listNodes: async () => {
+      // Pages of 200: a 5,000-node list in one response would be tens of megabytes.
+      const nodes: V1Node[] = [];
+      let next: string | undefined;
+      do {
+        const page = await call(
+          'list nodes',
+          factory.listNode(undefined, undefined, next, undefined, undefined, 200),
+          (r) => processor.listNodeWithHttpInfo(r),
+        );
+        nodes.push(...page.items);
+        next = page.metadata?._continue || undefined;
+      } while (next);
+      return nodes;
+    },
     patchNodeStatus: (name, patch) =>
       call(
         `patch node ${name} status`,

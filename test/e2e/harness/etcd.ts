@@ -1,0 +1,118 @@
+// A throwaway single-member etcd on loopback for the e2e control plane (the flags envtest uses,
+// test-peers.md §4). The binary comes from scripts/peers.sh; a missing one fails the test.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+export interface Etcd {
+  clientUrl: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+/** A port that was free a moment ago (the kernel picks it; the caller binds it soon after). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits for `probe` to resolve true, failing with `describe()` (e.g. a log tail) after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  describe: () => string = () => '',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      if (await probe()) return;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${what} not ready within ${timeoutMs / 1000}s${last ? ` (last error: ${last})` : ''}\n${describe()}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+export function tail(path: string, lines = 40): string {
+  try {
+    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return `(no log at ${path})`;
+  }
+}
+
+/** Stops a child with SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
+export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export async function startEtcd(binary: string, dir: string): Promise<Etcd> {
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const logFile = join(dir, 'etcd.log');
+  const log = createWriteStream(logFile);
+  const child = spawn(
+    binary,
+    [
+      '--name=e2e',
+      `--data-dir=${join(dir, 'etcd-data')}`,
+      `--listen-client-urls=${clientUrl}`,
+      `--advertise-client-urls=${clientUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=e2e=http://127.0.0.1:${peerPort}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => (exited = `etcd exited (${code ?? signal ?? '?'})`));
+  const stop = async () => {
+    await stopChild(child);
+    log.end();
+  };
+  try {
+    await waitFor(
+      'etcd',
+      async () => {
+        if (exited) throw new Error(exited);
+        const response = await fetch(`${clientUrl}/health`);
+        return response.ok;
+      },
+      30_000,
+      () => tail(logFile),
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { clientUrl, logFile, stop };
+}

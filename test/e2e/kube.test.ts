@@ -1,0 +1,752 @@
+// The Kubernetes reporter against a REAL control plane: etcd + kube-apiserver (built by
+// scripts/peers.sh) with RBAC, a service-account issuer and the ValidatingAdmissionPolicy admission
+// plugin. The chart is installed with the real helm, overlaid with the chart proposals of
+// docs/kube-chart/templates (least-privilege RBAC, the uninstall cleanup hook) until the chart
+// adopts them. The agent runs as a separate process with a TokenRequest token of the chart's
+// service account bound to a Pod on node-a, exactly what a DaemonSet pod gets.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { after, before, describe, test } from 'node:test';
+import { CONDITION_REASONS, CONDITION_TYPE } from '../../src/kube/condition.js';
+import { loadKubeconfig } from '../../src/kube/config.js';
+import { createKubeApi } from '../../src/kube/client.js';
+import type { KubeError } from '../../src/kube/errors.js';
+import type { EventBody } from '../../src/kube/events.js';
+import { removeConditionEverywhere } from '../../src/kube/cleanup.js';
+import { CLI, REPO_ROOT, scrape } from '../helpers/agent.js';
+import { criClient } from '../helpers/cri.js';
+import type { CriClient } from '../helpers/cri.js';
+import { conflist, writeAtomic } from '../helpers/fs.js';
+import { startControlPlane } from './harness/apiserver.js';
+import type { ControlPlane } from './harness/apiserver.js';
+import { describeRun, requirePeers, run } from './harness/peers.js';
+
+const NAMESPACE = 'kube-system';
+const RELEASE = 'cri-netstatus';
+const SERVICE_ACCOUNT = 'cri-netstatus';
+const AGENT_USER = `system:serviceaccount:${NAMESPACE}:${SERVICE_ACCOUNT}`;
+const PROMETHEUS_OPERATOR = 'github.com/prometheus-operator/prometheus-operator@v0.85.0';
+
+interface NodeCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastHeartbeatTime?: string;
+  lastTransitionTime?: string;
+}
+
+interface KubeEvent {
+  metadata: { name: string; namespace: string };
+  involvedObject: { apiVersion?: string; kind?: string; name?: string };
+  type: string;
+  reason: string;
+  message: string;
+  count: number;
+  source?: { component?: string; host?: string };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${last}` : ''}`);
+    }
+    await sleep(200);
+  }
+}
+
+/** The agent as a separate process (`cri-netstatus serve --kube on`), kept across tests. */
+interface Agent {
+  child: ChildProcess;
+  client: CriClient;
+  metricsUrl: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { concurrency: false }, () => {
+  let cp: ControlPlane;
+  let helm: string;
+  let root: string;
+  let chart: string;
+  let confDir: string;
+  let binDir: string;
+  let agentKubeconfig: string;
+  let agent: Agent | undefined;
+
+  const helmRun = (args: string[]) =>
+    run(helm, [...args, '--kubeconfig', cp.adminKubeconfig], { timeoutMs: 120_000 });
+
+  async function node(name: string): Promise<{ conditions: NodeCondition[] }> {
+    const { status, body } = await cp.get(`/api/v1/nodes/${name}`);
+    assert.equal(status, 200, `GET node ${name}: ${JSON.stringify(body)}`);
+    return { conditions: (body as { status?: { conditions?: NodeCondition[] } }).status?.conditions ?? [] };
+  }
+  const mine = async (name = 'node-a') =>
+    (await node(name)).conditions.find((c) => c.type === CONDITION_TYPE);
+
+  async function events(): Promise<KubeEvent[]> {
+    const { body } = await cp.get('/api/v1/namespaces/default/events');
+    return ((body as { items?: KubeEvent[] }).items ?? []).filter(
+      (e) => e.source?.component === 'cri-netstatus',
+    );
+  }
+
+  async function startAgent(extra: string[] = []): Promise<Agent> {
+    const socket = join(root, 'cri.sock');
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--socket',
+        socket,
+        '--cni-conf-dir',
+        confDir,
+        '--cni-bin-dir',
+        binDir,
+        '--metrics-address',
+        '127.0.0.1:0',
+        '--kube',
+        'on',
+        '--kubeconfig',
+        agentKubeconfig,
+        '--node-name',
+        'node-a',
+        '--kube-heartbeat',
+        '2s',
+        '--resync-interval',
+        '1s',
+        // isulad semantics keep a last good config forever; past this it counts as not ready.
+        '--stale-after',
+        '2s',
+        ...extra,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBERNETES_SERVICE_HOST: '' } },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const metrics = await until(
+      'the agent to serve',
+      () => {
+        if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}:\n${output}`);
+        const line = output.split('\n').find((l) => l.includes('serving CRI RuntimeService/Status'));
+        return Promise.resolve(line ? (JSON.parse(line) as { metrics: string }).metrics : undefined);
+      },
+      20_000,
+    );
+    const client = criClient(socket);
+    const stop = async () => {
+      client.close();
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGKILL'))]);
+      }
+    };
+    return { child, client, metricsUrl: `http://${metrics}/metrics`, output: () => output, stop };
+  }
+
+  before(async () => {
+    helm = requirePeers('helm').helm;
+    root = mkdtempSync(join(tmpdir(), 'cri-netstatus-kube-e2e-'));
+    cp = await startControlPlane(join(root, 'cp'));
+    confDir = join(root, 'net.d');
+    binDir = join(root, 'bin');
+    mkdirSync(confDir);
+    mkdirSync(binDir);
+    for (const plugin of ['bridge', 'portmap'])
+      writeFileSync(join(binDir, plugin), '#!/bin/sh\n', { mode: 0o755 });
+    writeAtomic(join(confDir, '10-a.conflist'), conflist('a', ['bridge', 'portmap']));
+
+    // Two Nodes, as the kubelet would register them.
+    for (const name of ['node-a', 'node-b']) {
+      await cp.kubectlOk(['create', '-f', '-'], {
+        input: JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Node',
+          metadata: { name, labels: { 'kubernetes.io/os': 'linux' } },
+        }),
+      });
+    }
+    // The chart, with the proposals of docs/kube-chart/templates laid over it.
+    chart = join(root, 'chart');
+    cpSync(join(REPO_ROOT, 'charts', 'cri-netstatus'), chart, { recursive: true });
+    // (Stored as .yaml.tpl so that prettier leaves the Go templates alone.)
+    for (const file of readdirSync(join(REPO_ROOT, 'docs', 'kube-chart', 'templates'))) {
+      const target = file.replace(/\.yaml\.tpl$/, '.yaml');
+      cpSync(join(REPO_ROOT, 'docs', 'kube-chart', 'templates', file), join(chart, 'templates', target));
+    }
+    const install = [
+      'install',
+      RELEASE,
+      chart,
+      '-n',
+      NAMESPACE,
+      '--set',
+      'kube.admissionPolicy.enabled=true',
+    ];
+    const installed = await helmRun(install);
+    assert.equal(installed.code, 0, describeRun('helm', install, installed));
+
+    // The DaemonSet's pod on node-a (no kubelet runs here; the Pod object is what a bound token needs).
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'cri-netstatus-node-a', namespace: NAMESPACE },
+      spec: {
+        nodeName: 'node-a',
+        serviceAccountName: SERVICE_ACCOUNT,
+        automountServiceAccountToken: false,
+        containers: [{ name: 'cri-netstatus', image: 'registry.invalid/cri-netstatus:e2e' }],
+      },
+    };
+    await cp.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(pod) });
+    const token = (
+      await cp.kubectlOk([
+        'create',
+        'token',
+        SERVICE_ACCOUNT,
+        '-n',
+        NAMESPACE,
+        '--bound-object-kind',
+        'Pod',
+        '--bound-object-name',
+        'cri-netstatus-node-a',
+        '--duration',
+        '1h',
+      ])
+    ).trim();
+    agentKubeconfig = cp.writeKubeconfig('agent-a', token);
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await cp?.stop();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  test('helm installed the chart: least-privilege RBAC, the service account and the admission policy; upgrade with changed values works', async () => {
+    const role = JSON.parse(await cp.kubectlOk(['get', 'clusterrole', RELEASE, '-o', 'json'])) as {
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    };
+    assert.deepEqual(
+      role.rules.map((r) => `${r.resources.join(',')}:${r.verbs.join(',')}`),
+      ['nodes:get', 'nodes/status:patch'],
+    );
+    await cp.kubectlOk(['get', 'validatingadmissionpolicy', `${RELEASE}-own-node`]);
+    await cp.kubectlOk(['get', 'daemonset', RELEASE, '-n', NAMESPACE]);
+
+    const off = [
+      'upgrade',
+      RELEASE,
+      chart,
+      '-n',
+      NAMESPACE,
+      '--reuse-values',
+      '--set',
+      'kube.admissionPolicy.enabled=false,kube.heartbeat=10m',
+    ];
+    const upgraded = await helmRun(off);
+    assert.equal(upgraded.code, 0, describeRun('helm', off, upgraded));
+    const gone = await cp.kubectl(['get', 'validatingadmissionpolicy', `${RELEASE}-own-node`]);
+    assert.notEqual(gone.code, 0, 'the policy is removed when disabled');
+    const ds = await cp.kubectlOk(['get', 'daemonset', RELEASE, '-n', NAMESPACE, '-o', 'json']);
+    assert.match(ds, /"name": "CRI_NETSTATUS_KUBE_HEARTBEAT",\s*"value": "10m"/);
+    const on = [
+      'upgrade',
+      RELEASE,
+      chart,
+      '-n',
+      NAMESPACE,
+      '--reuse-values',
+      '--set',
+      'kube.admissionPolicy.enabled=true,kube.heartbeat=5m',
+    ];
+    const back = await helmRun(on);
+    assert.equal(back.code, 0, describeRun('helm', on, back));
+    await cp.kubectlOk(['get', 'validatingadmissionpolicybinding', `${RELEASE}-own-node`]);
+  });
+
+  test('kubectl apply --dry-run=server accepts every manifest in deploy/ (with the prometheus-operator CRDs)', async (t) => {
+    // The monitoring manifests need the prometheus-operator CRDs: the real ones, from the
+    // prometheus-operator Go module (fetched by the go command into its module cache).
+    const download = await run('go', ['mod', 'download', '-json', PROMETHEUS_OPERATOR], {
+      timeoutMs: 300_000,
+      cwd: tmpdir(),
+    });
+    assert.equal(
+      download.code,
+      0,
+      `${describeRun('go', ['mod', 'download', PROMETHEUS_OPERATOR], download)}\n(the CRDs come from this Go module)`,
+    );
+    const crds = join(
+      (JSON.parse(download.stdout) as { Dir: string }).Dir,
+      'example',
+      'prometheus-operator-crd',
+    );
+    for (const kind of ['podmonitors', 'servicemonitors', 'prometheusrules']) {
+      await cp.kubectlOk(['create', '-f', join(crds, `monitoring.coreos.com_${kind}.yaml`)]);
+    }
+    await cp.kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/podmonitors.monitoring.coreos.com',
+      'crd/servicemonitors.monitoring.coreos.com',
+      'crd/prometheusrules.monitoring.coreos.com',
+    ]);
+
+    const deploy = join(REPO_ROOT, 'deploy');
+    const files = readdirSync(deploy, { recursive: true, encoding: 'utf8' })
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort();
+    assert.ok(files.length >= 3, files.join(', '));
+    let applied = 0;
+    for (const file of files) {
+      const path = join(deploy, file);
+      const text = readFileSync(path, 'utf8');
+      const isKustomization = /(^|\/)kustomization\.ya?ml$/.test(file);
+      if (!isKustomization && !/^apiVersion:/m.test(text)) {
+        t.diagnostic(
+          `${file}: not a Kubernetes manifest (a Prometheus rule file), checked by promtool elsewhere`,
+        );
+        continue;
+      }
+      const args = [
+        'apply',
+        '--dry-run=server',
+        isKustomization ? '-k' : '-f',
+        isKustomization ? dirname(path) : path,
+      ];
+      const result = await cp.kubectl(args);
+      assert.equal(result.code, 0, describeRun('kubectl', args, result));
+      assert.match(result.stdout, /\(server dry run\)/);
+      applied++;
+    }
+    assert.ok(applied >= 4, `${applied} manifests applied`);
+  });
+
+  test('kubectl auth can-i proves least privilege for the agent’s service account', async () => {
+    const can = async (...args: string[]) => {
+      const result = await cp.kubectl(['auth', 'can-i', '--as', AGENT_USER, ...args]);
+      return result.stdout.trim();
+    };
+    const allowed: string[][] = [
+      ['get', 'nodes/node-a'],
+      ['patch', 'nodes/node-a', '--subresource=status'],
+      ['create', 'events', '-n', 'default'],
+      ['patch', 'events', '-n', 'default'],
+    ];
+    const denied: string[][] = [
+      ['list', 'nodes'],
+      ['watch', 'nodes'],
+      ['patch', 'nodes/node-a'],
+      ['update', 'nodes/node-a'],
+      ['delete', 'nodes/node-a'],
+      ['update', 'nodes/node-a', '--subresource=status'],
+      ['create', 'nodes'],
+      ['get', 'secrets', '-n', NAMESPACE],
+      ['list', 'secrets', '-A'],
+      ['get', 'configmaps', '-n', NAMESPACE],
+      ['get', 'pods', '-n', NAMESPACE],
+      ['list', 'pods', '-A'],
+      ['create', 'pods', '-n', NAMESPACE],
+      ['create', 'pods/eviction', '-n', NAMESPACE],
+      ['get', 'events', '-n', 'default'],
+      ['list', 'events', '-n', 'default'],
+      ['delete', 'events', '-n', 'default'],
+      ['create', 'events', '-n', NAMESPACE],
+      ['create', 'events.events.k8s.io', '-n', 'default'],
+      ['create', 'serviceaccounts/token', '-n', NAMESPACE],
+      ['*', '*'],
+    ];
+    for (const args of allowed) assert.equal(await can(...args), 'yes', `can-i ${args.join(' ')}`);
+    for (const args of denied) assert.equal(await can(...args), 'no', `can-i ${args.join(' ')}`);
+  });
+
+  test('the agent writes its condition on node-a with the right fields, and nothing on node-b', async () => {
+    const startedAt = Date.now();
+    agent = await startAgent();
+    const condition = await until('the condition on node-a', () => mine(), 20_000);
+    assert.equal(condition.status, 'True');
+    assert.equal(condition.reason, CONDITION_REASONS.loaded);
+    assert.equal(
+      condition.message,
+      `network "a" from ${confDir}/10-a.conflist (cniVersion 1.0.0, plugins bridge, portmap)`,
+    );
+    const transition = Date.parse(condition.lastTransitionTime ?? '');
+    assert.ok(
+      transition >= Math.floor(startedAt / 1000) * 1000 && transition <= Date.now(),
+      condition.lastTransitionTime,
+    );
+    assert.ok(Date.parse(condition.lastHeartbeatTime ?? '') >= transition);
+    assert.equal(await mine('node-b'), undefined, 'node-b is not this agent’s node');
+    const output = agent.output();
+    assert.match(output, /Kubernetes reporting on: Node condition and Events/);
+    assert.match(output, new RegExp(`Node condition ${CONDITION_TYPE}=True \\(NetworkConfigLoaded\\)`));
+    assert.equal(await scrape(agent.metricsUrl, 'cri_netstatus_kube_condition_synced'), 1);
+  });
+
+  test('breaking and fixing the conf dir flips the condition with the right transition times', async () => {
+    const current = agent ?? (await startAgent());
+    agent = current;
+    const before = await until('the condition', () => mine(), 20_000);
+    await sleep(1100); // so a new transition time is visibly different
+    const brokeAt = Date.now();
+    // An in-place writer leaves a broken file: its last good content stays in force.
+    writeFileSync(join(confDir, '10-a.conflist'), '{"cniVersion": "1.0.0", "name": "a", "plugins": [{}]}');
+    await current.client.status();
+    const broken = await until(
+      'the condition to say a last good config is served',
+      async () => {
+        const c = await mine();
+        return c?.reason === CONDITION_REASONS.lastGood ? c : undefined;
+      },
+      15_000,
+    );
+    assert.equal(broken.status, 'True', 'a last good config is still a network');
+    assert.match(broken.message ?? '', /serving the last good config of network "a" from .*10-a\.conflist/);
+    assert.match(broken.message ?? '', /type/, 'the message carries the validation error');
+    const brokeTransition = Date.parse(broken.lastTransitionTime ?? '');
+    assert.ok(
+      brokeTransition >= Math.floor(brokeAt / 1000) * 1000,
+      `${broken.lastTransitionTime} after the break`,
+    );
+    assert.ok(brokeTransition > Date.parse(before.lastTransitionTime ?? ''));
+
+    // Past --stale-after (2 s) NetworkReady is false, and so is the condition.
+    const down = await until(
+      'the condition to turn False',
+      async () => {
+        const c = await mine();
+        return c?.status === 'False' ? c : undefined;
+      },
+      15_000,
+    );
+    assert.equal(down.reason, CONDITION_REASONS.staleTooLong);
+    assert.match(down.message ?? '', /longer than --stale-after allows/);
+    assert.ok(
+      Date.parse(down.lastTransitionTime ?? '') >= brokeTransition + 2000,
+      `${down.lastTransitionTime}`,
+    );
+
+    const fixedAt = Date.now();
+    writeAtomic(join(confDir, '10-a.conflist'), conflist('a', ['bridge', 'portmap']));
+    await current.client.status();
+    const fixed = await until(
+      'the condition to recover',
+      async () => {
+        const c = await mine();
+        return c?.status === 'True' && c.reason === CONDITION_REASONS.loaded ? c : undefined;
+      },
+      15_000,
+    );
+    assert.ok(Date.parse(fixed.lastTransitionTime ?? '') >= Math.floor(fixedAt / 1000) * 1000);
+    const warnings = (await events()).filter((e) => e.type === 'Warning').map((e) => e.reason);
+    for (const reason of ['FileStale', 'ConfigStale', 'NetworkNotReady'])
+      assert.ok(warnings.includes(reason), `${reason} in ${warnings.join(', ')}`);
+  });
+
+  test('a heartbeat changes only lastHeartbeatTime', async () => {
+    const first = await until('the condition', () => mine(), 20_000);
+    const beat = await until(
+      'a heartbeat',
+      async () => {
+        const c = await mine();
+        return c && c.lastHeartbeatTime !== first.lastHeartbeatTime ? c : undefined;
+      },
+      10_000,
+    );
+    assert.deepEqual({ ...beat, lastHeartbeatTime: '' }, { ...first, lastHeartbeatTime: '' });
+    assert.ok(Date.parse(beat.lastHeartbeatTime ?? '') > Date.parse(first.lastHeartbeatTime ?? ''));
+  });
+
+  test('restarting the agent keeps lastTransitionTime and announces nothing new', async () => {
+    const before = await until('the condition', () => mine(), 20_000);
+    await agent?.stop();
+    const eventsBefore = (await events()).map((e) => `${e.metadata.name}:${e.count}`).sort();
+    await sleep(1500);
+    agent = await startAgent();
+    const after = await until(
+      'a write by the new agent',
+      async () => {
+        const c = await mine();
+        return c && c.lastHeartbeatTime !== before.lastHeartbeatTime ? c : undefined;
+      },
+      20_000,
+    );
+    assert.equal(after.lastTransitionTime, before.lastTransitionTime);
+    assert.equal(after.status, before.status);
+    assert.equal(after.reason, before.reason);
+    await sleep(1000);
+    assert.deepEqual(
+      (await events()).map((e) => `${e.metadata.name}:${e.count}`).sort(),
+      eventsBefore,
+      'no new Events: the Node already said the same',
+    );
+  });
+
+  test('Events name the Node so kubectl shows them, and a storm of 1,000 refresh failures stays bounded with aggregated counts', async (t) => {
+    const current = agent ?? (await startAgent());
+    agent = current;
+    const listed = await cp.kubectlOk(['events', '-n', 'default', '--for', 'node/node-a']);
+    assert.match(listed, /NetworkChanged/, `kubectl events --for node/node-a:\n${listed}`);
+    const described = await cp.kubectlOk(['describe', 'node', 'node-a']);
+    assert.match(described, new RegExp(`${CONDITION_TYPE}\\s+True`));
+    assert.match(described, /cri-netstatus/);
+
+    const writesBefore =
+      (await scrape(current.metricsUrl, 'cri_netstatus_kube_writes_total{kind="event",result="success"}')) ??
+      0;
+    const before = new Set((await events()).map((e) => e.metadata.name));
+    // A CNI installer rewriting a file in place, badly, 1,000 times: every other write is a new
+    // failure (20 distinct parse errors), every other one loads again.
+    const storm = join(confDir, '99-storm.conflist');
+    writeAtomic(storm, conflist('storm', ['bridge']));
+    for (let i = 0; i < 1000; i++) {
+      if (i % 2 === 0) writeFileSync(storm, `{"name": "storm", ${' '.repeat(i % 40)}@}`);
+      else writeFileSync(storm, conflist('storm', ['bridge']));
+      await current.client.status();
+    }
+    await sleep(3000);
+    const created = (await events()).filter((e) => !before.has(e.metadata.name));
+    const stale = (await events()).filter((e) => e.reason === 'FileStale' && e.message.includes('99-storm'));
+    const writes =
+      ((await scrape(current.metricsUrl, 'cri_netstatus_kube_writes_total{kind="event",result="success"}')) ??
+        0) - writesBefore;
+    const pending = (await scrape(current.metricsUrl, 'cri_netstatus_kube_event_occurrences_pending')) ?? 0;
+    const summary = created.map((e) => `${e.reason} x${e.count}: ${e.message.slice(0, 80)}`).join('\n');
+    t.diagnostic(
+      `${created.length} new Event objects, ${writes} event writes, ${pending} occurrences pending:\n${summary}`,
+    );
+    // Per reason: at most 10 distinct messages plus one combined Event, and at most a burst of 25 writes.
+    const reasons = new Set(created.map((e) => e.reason));
+    assert.ok(reasons.size <= 3, `reasons: ${[...reasons].join(', ')}`);
+    assert.ok(created.length <= 11 * reasons.size, `${created.length} new Event objects:\n${summary}`);
+    assert.ok(writes <= 25 * reasons.size, `${writes} event writes for 500 failures (burst 25 per reason)`);
+    assert.ok(stale.length >= 1 && stale.length <= 11, `${stale.length} FileStale events`);
+    const combined = stale.find((e) => e.message.startsWith('(combined from similar events): '));
+    assert.ok(combined, `similar events are combined:\n${summary}`);
+    assert.ok(
+      stale.some((e) => e.count > 1),
+      `repeated events carry a count:\n${summary}`,
+    );
+    assert.ok(pending > 400, `${pending} occurrences held back for later writes, not lost`);
+    rmSync(storm);
+  });
+
+  test('with the admission policy, agent A’s token may write node-a but not node-b', async () => {
+    // The agent's own client and token (kubectl patch would GET nodes/status first, which the
+    // agent may not): exactly the requests the agent makes.
+    const api = createKubeApi(await loadKubeconfig(agentKubeconfig));
+    const probe = {
+      status: { conditions: [{ type: 'E2EProbe', status: 'True', reason: 'Probe', message: 'probe' }] },
+    };
+    const event = (about: string): EventBody => ({
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `probe-${about}`, namespace: 'default' },
+      involvedObject: { apiVersion: 'v1', kind: 'Node', name: about, uid: about },
+      type: 'Normal',
+      reason: 'Probe',
+      message: 'probe',
+      count: 1,
+      firstTimestamp: new Date(),
+      lastTimestamp: new Date(),
+      source: { component: 'e2e', host: about },
+      reportingComponent: 'e2e',
+      reportingInstance: about,
+    });
+    try {
+      await api.patchNodeStatus('node-a', probe);
+      await assert.rejects(api.patchNodeStatus('node-b', probe), (error: KubeError) => {
+        assert.equal(error.result, 'forbidden');
+        assert.match(
+          error.message,
+          /ValidatingAdmissionPolicy.*denied request: cri-netstatus on node node-a may only write about its own Node, not node-b/,
+        );
+        return true;
+      });
+      await api.createEvent('default', event('node-a'));
+      await assert.rejects(
+        api.createEvent('default', event('node-b')),
+        /may only write about its own Node, not node-b/,
+      );
+    } finally {
+      api.close();
+    }
+    // The admin is not the agent: the policy does not apply.
+    const admin = await cp.kubectl([
+      'patch',
+      'node',
+      'node-b',
+      '--subresource=status',
+      '--type=strategic',
+      '-p',
+      JSON.stringify(probe),
+    ]);
+    assert.equal(admin.code, 0, admin.stderr);
+  });
+
+  test('kube-apiserver stopped mid-run: Status keeps its latency; the condition converges when it returns', async (t) => {
+    const current = agent ?? (await startAgent());
+    agent = current;
+    const timeStatus = async (n: number): Promise<number[]> => {
+      const times: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const started = performance.now();
+        await current.client.status();
+        times.push(performance.now() - started);
+      }
+      return times.sort((a, b) => a - b);
+    };
+    const baseline = await timeStatus(100);
+    await cp.stopApiserver();
+    // Changes while the API server is away: the agent must keep answering and remember them.
+    writeFileSync(join(confDir, '10-a.conflist'), '{"cniVersion": "1.0.0", "name": "a", "plugins": [{}]}');
+    const outage = await timeStatus(100);
+    await sleep(3000); // writes are failing and backing off in the background
+    const during = await timeStatus(100);
+    const p50 = (xs: number[]) => xs[Math.floor(xs.length / 2)] ?? 0;
+    const max = (xs: number[]) => xs[xs.length - 1] ?? 0;
+    const report = `baseline p50 ${p50(baseline).toFixed(2)} max ${max(baseline).toFixed(2)}; outage p50 ${p50(outage).toFixed(2)} max ${max(outage).toFixed(2)}; later p50 ${p50(during).toFixed(2)} max ${max(during).toFixed(2)} (ms)`;
+    t.diagnostic(report);
+    assert.ok(max(outage) < Math.max(100, 4 * max(baseline)), report);
+    assert.ok(max(during) < Math.max(100, 4 * max(baseline)), report);
+    assert.ok(p50(during) < 3 * p50(baseline) + 2, report);
+    const failed = ['unreachable', 'timeout', 'server_error', 'error'];
+    let failures = 0;
+    for (const result of failed)
+      failures +=
+        (await scrape(
+          current.metricsUrl,
+          `cri_netstatus_kube_writes_total{kind="condition",result="${result}"}`,
+        )) ?? 0;
+    assert.ok(failures >= 1, 'failed writes are counted');
+    assert.equal(await scrape(current.metricsUrl, 'cri_netstatus_kube_condition_synced'), 0);
+
+    await cp.startApiserver();
+    const returned = Date.now();
+    const converged = await until(
+      'the condition to converge after the API server returns',
+      async () => {
+        const c = await mine();
+        return c?.reason === CONDITION_REASONS.staleTooLong ? c : undefined;
+      },
+      60_000,
+    );
+    assert.equal(
+      converged.status,
+      'False',
+      'broken during the outage, and stale for longer than --stale-after',
+    );
+    t.diagnostic(
+      `condition converged ${((Date.now() - returned) / 1000).toFixed(1)}s after kube-apiserver was ready again`,
+    );
+    assert.equal(await scrape(current.metricsUrl, 'cri_netstatus_kube_condition_synced'), 1);
+    // One warning when writes start failing and one info when they work again, not one per retry.
+    const warnings = current
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('cannot write the Node condition'));
+    assert.ok(
+      warnings.length >= 1 && warnings.length <= 3,
+      `${warnings.length} warnings:\n${warnings.join('\n')}`,
+    );
+    assert.match(current.output(), /Node condition written again/);
+    writeAtomic(join(confDir, '10-a.conflist'), conflist('a', ['bridge', 'portmap']));
+  });
+
+  test('the uninstall cleanup (the hook Job’s command) removes the condition from every Node with only its own RBAC', async () => {
+    await agent?.stop();
+    agent = undefined;
+    // The hook's RBAC as the chart renders it; helm creates it only when the hook runs, and no
+    // kubelet runs the Job here, so the test applies the RBAC and runs the Job's command itself.
+    const rendered = await run(helm, [
+      'template',
+      RELEASE,
+      chart,
+      '-n',
+      NAMESPACE,
+      '--show-only',
+      'templates/cleanup-hook.yaml',
+    ]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const rbacOnly = rendered.stdout
+      .split(/^---$/m)
+      .filter((doc) => !/^kind: Job$/m.test(doc))
+      .join('\n---\n');
+    await cp.kubectlOk(['apply', '-f', '-'], { input: rbacOnly });
+    const hookUser = `system:serviceaccount:${NAMESPACE}:${RELEASE}-cleanup`;
+    assert.equal(
+      (await cp.kubectl(['auth', 'can-i', '--as', hookUser, 'list', 'nodes'])).stdout.trim(),
+      'yes',
+    );
+    assert.equal(
+      (await cp.kubectl(['auth', 'can-i', '--as', hookUser, 'get', 'secrets', '-A'])).stdout.trim(),
+      'no',
+    );
+    assert.equal(
+      (await cp.kubectl(['auth', 'can-i', '--as', hookUser, 'patch', 'nodes/node-b'])).stdout.trim(),
+      'no',
+    );
+    // node-b carries the condition too (as if its agent had written it), node-a another writer's.
+    await cp.kubectlOk([
+      'patch',
+      'node',
+      'node-a',
+      '--subresource=status',
+      '--type=strategic',
+      '-p',
+      '{"status":{"conditions":[{"type":"E2EProbe","status":"True"}]}}',
+    ]);
+    await cp.kubectlOk([
+      'patch',
+      'node',
+      'node-b',
+      '--subresource=status',
+      '--type=strategic',
+      '-p',
+      JSON.stringify({
+        status: {
+          conditions: [{ type: CONDITION_TYPE, status: 'True', reason: 'NetworkConfigLoaded', message: 'x' }],
+        },
+      }),
+    ]);
+    const hookToken = (await cp.kubectlOk(['create', 'token', `${RELEASE}-cleanup`, '-n', NAMESPACE])).trim();
+    const api = createKubeApi(await loadKubeconfig(cp.writeKubeconfig('cleanup', hookToken)));
+    try {
+      const result = await removeConditionEverywhere(api);
+      assert.deepEqual(result.failed, []);
+      assert.deepEqual(result.removed.sort(), ['node-a', 'node-b']);
+    } finally {
+      api.close();
+    }
+    assert.equal(await mine('node-a'), undefined);
+    assert.equal(await mine('node-b'), undefined);
+    const kubelet = (await node('node-a')).conditions.find((c) => c.type === 'E2EProbe');
+    assert.ok(kubelet, 'other conditions are left alone');
+
+    const uninstall = ['uninstall', RELEASE, '-n', NAMESPACE, '--no-hooks'];
+    const removed = await helmRun(uninstall);
+    assert.equal(removed.code, 0, describeRun('helm', uninstall, removed));
+    assert.notEqual((await cp.kubectl(['get', 'clusterrole', RELEASE])).code, 0, 'the RBAC is gone');
+  });
+});

@@ -28,9 +28,10 @@ export type { CoreV1Event, V1Node };
 export interface KubeApi {
   readNode(name: string): Promise<V1Node>;
   listNodes(): Promise<V1Node[]>;
-  patchNodeStatus(name: string, patch: object): Promise<V1Node>;
-  createEvent(namespace: string, event: EventBody): Promise<CoreV1Event>;
-  patchEvent(namespace: string, name: string, patch: object): Promise<CoreV1Event>;
+  /** Resolves with the updated Node (callers here only need to know it succeeded). */
+  patchNodeStatus(name: string, patch: object): Promise<unknown>;
+  createEvent(namespace: string, event: EventBody): Promise<unknown>;
+  patchEvent(namespace: string, name: string, patch: object): Promise<unknown>;
   close(): void;
 }
 

@@ -10,7 +10,7 @@ import type { Change } from '../cni/changes.js';
 import type { RefreshReport } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
 import type { Logger } from '../log.js';
-import { backoffDelay, jittered } from './backoff.js';
+import { TokenBucket, backoffDelay, jittered } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import type { KubeApi } from './client.js';
 import { PERMANENT_RESULTS, asKubeError } from './errors.js';
@@ -45,6 +45,13 @@ export interface NodeReporterOptions {
   eventNamespace?: string;
   /** Condition writes closer together than this are coalesced (node-problem-detector: 1 s). */
   minWriteIntervalMs?: number;
+  /**
+   * Condition writes caused by changes: a burst, then one per refill period, so a conf dir that
+   * flaps for hours costs 360 writes an hour, not one a second. The latest state is always the one
+   * written. Heartbeats are not limited (they are already slow).
+   */
+  conditionBurst?: number;
+  conditionRefillMs?: number;
   /** Retry timing for failures the API server may recover from (unreachable, 5xx, 429, timeouts). */
   transientBackoff?: BackoffOptions;
   /** Retry timing for failures only an operator can fix (401, 403, 404, 400/422). */
@@ -72,6 +79,7 @@ export class NodeReporter {
   private readonly heartbeatMs: number;
   private readonly namespace: string;
   private readonly minWriteIntervalMs: number;
+  private readonly conditionBucket: TokenBucket;
   private readonly transientBackoff: BackoffOptions;
   private readonly permanentBackoff: BackoffOptions;
   private readonly correlator: EventCorrelator;
@@ -114,6 +122,11 @@ export class NodeReporter {
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.namespace = options.eventNamespace ?? DEFAULT_EVENT_NAMESPACE;
     this.minWriteIntervalMs = options.minWriteIntervalMs ?? 1000;
+    this.conditionBucket = new TokenBucket(
+      options.conditionBurst ?? 5,
+      options.conditionRefillMs ?? 10_000,
+      this.now(),
+    );
     this.transientBackoff = options.transientBackoff ?? { baseMs: 1000, maxMs: 30_000 };
     this.permanentBackoff = options.permanentBackoff ?? { baseMs: 5000, maxMs: 300_000 };
     this.correlator = new EventCorrelator(options.correlator);
@@ -216,7 +229,13 @@ export class NodeReporter {
     let at: number;
     if (delayMs !== undefined) at = now + delayMs;
     else if (!this.seeded || differs(this.tracked, this.written)) {
-      at = Math.max(now, this.conditionRetryAt, this.lastWriteAt + this.minWriteIntervalMs);
+      at = Math.max(
+        now,
+        this.conditionRetryAt,
+        this.lastWriteAt + this.minWriteIntervalMs,
+        // Before the first write there is nothing to limit (a restart must report at once).
+        this.written ? now + this.conditionBucket.waitMs(now) : now,
+      );
     } else at = Math.max(this.nextHeartbeatAt, this.conditionRetryAt);
     clearTimeout(this.conditionTimer);
     this.conditionTimer = setTimeout(() => this.runCondition(), Math.max(0, at - now));
@@ -236,6 +255,7 @@ export class NodeReporter {
       if (!this.seeded) await this.seed();
       const tracked = this.tracked;
       const heartbeat = this.now();
+      if (this.written && differs(tracked, this.written)) this.conditionBucket.tryTake(heartbeat);
       this.lastWriteAt = heartbeat;
       try {
         await this.api.patchNodeStatus(this.node, conditionPatch(tracked, heartbeat));

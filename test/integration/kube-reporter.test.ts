@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
+import { Registry } from 'prom-client';
+import { Refresher } from '../../src/cni/refresher.js';
+import type { KubeApi } from '../../src/kube/client.js';
 import { CONDITION_REASONS, CONDITION_TYPE } from '../../src/kube/condition.js';
+import { NodeReporter } from '../../src/kube/node-reporter.js';
+import { createLogger } from '../../src/log.js';
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition } from '../helpers/cri.js';
 import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
@@ -307,4 +312,65 @@ test('fake API server: 403 (missing RBAC) is retried slowly, not in a loop', asy
     await scrape(metricsUrl, 'cri_netstatus_kube_writes_total{kind="condition",result="forbidden"}'),
     1,
   );
+});
+
+test('fake in-memory KubeApi: a flapping conf dir is coalesced into a bounded number of condition writes, ending in the latest state', async (t) => {
+  const dir = tempDir(t);
+  const confDir = join(dir, 'net.d');
+  mkdirSync(confDir);
+  writeFileSync(join(dir, 'bridge'), '#!/bin/sh\n', { mode: 0o755 });
+  const path = join(confDir, '10-a.conflist');
+  writeAtomic(path, conflist('a'));
+  const refresher = new Refresher({ confDir, binDirs: [dir], semantics: 'containerd', maxFileSize: 1 << 20 });
+  refresher.refresh();
+  const patches: NodeCondition[] = [];
+  const api: KubeApi = {
+    readNode: () => Promise.resolve({ status: { conditions: [] } }),
+    listNodes: () => Promise.resolve([]),
+    patchNodeStatus: (_name, patch) => {
+      const [written] = (patch as { status: { conditions: NodeCondition[] } }).status.conditions;
+      if (written) patches.push(written);
+      return Promise.resolve({});
+    },
+    createEvent: () => Promise.resolve({}),
+    patchEvent: () => Promise.resolve({}),
+    close: () => undefined,
+  };
+  const reporter = new NodeReporter({
+    api,
+    nodeName: 'node-a',
+    state: () => refresher.state,
+    networkReady: () => refresher.state.selection.ready,
+    log: createLogger('silent', 'json'),
+    registry: new Registry(),
+    conditionBurst: 2,
+    conditionRefillMs: 500,
+  });
+  refresher.onRefresh((report) => reporter.onRefresh(report));
+  reporter.start();
+  t.after(() => reporter.stop());
+  await until('the first write', () => patches.length >= 1);
+  const started = Date.now();
+  for (let i = 0; i < 40; i++) {
+    writeFileSync(path, i % 2 ? conflist('a') : '{broken');
+    refresher.refresh();
+    await new Promise((resolve) => setTimeout(resolve, 40));
+  }
+  writeFileSync(path, '{broken for good');
+  refresher.refresh();
+  const flapMs = Date.now() - started;
+  const last = await until('the final state', () => {
+    const latest = patches.at(-1);
+    return latest?.status === 'False' && reporter.snapshot().written === reporter.snapshot().tracked
+      ? latest
+      : undefined;
+  });
+  assert.equal(last.reason, CONDITION_REASONS.invalid);
+  // 1 initial + a burst of 2 + one per 500 ms of flapping (+1 for the final state).
+  const bound = 1 + 2 + Math.ceil(flapMs / 500) + 1;
+  assert.ok(
+    patches.length <= bound,
+    `${patches.length} writes for 41 changes in ${flapMs} ms (bound ${bound})`,
+  );
+  assert.ok(patches.length >= 3, `${patches.length} writes`);
 });

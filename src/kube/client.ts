@@ -17,6 +17,7 @@ import { CoreV1Event } from '@kubernetes/client-node/dist/gen/models/CoreV1Event
 import type { V1Node } from '@kubernetes/client-node/dist/gen/models/V1Node.js';
 import { ServerConfiguration } from '@kubernetes/client-node/dist/gen/servers.js';
 import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
+import type { ExistingCondition } from './condition.js';
 import type { ClusterAccess } from './config.js';
 import type { EventBody } from './events.js';
 import { KubeError, resultForStatus } from './errors.js';
@@ -24,10 +25,16 @@ import type { WriteResult } from './errors.js';
 
 export type { CoreV1Event, V1Node };
 
+/** The parts of a Node the agent reads (a V1Node satisfies it). */
+export interface NodeView {
+  metadata?: { name?: string | undefined } | undefined;
+  status?: { conditions?: ExistingCondition[] | undefined } | undefined;
+}
+
 /** The calls the reporter makes; an interface so the reporter can be driven without a network. */
 export interface KubeApi {
-  readNode(name: string): Promise<V1Node>;
-  listNodes(): Promise<V1Node[]>;
+  readNode(name: string): Promise<NodeView>;
+  listNodes(): Promise<NodeView[]>;
   /** Resolves with the updated Node (callers here only need to know it succeeded). */
   patchNodeStatus(name: string, patch: object): Promise<unknown>;
   createEvent(namespace: string, event: EventBody): Promise<unknown>;

@@ -1,0 +1,93 @@
+// A set of servers sharing one CNI conf dir, each with its own warm load client, measured in
+// interleaved rounds: round r visits every server, starting at a different one each round.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './cleanup.js';
+import { LoadClient } from './client.js';
+import type { LoadResult } from './client.js';
+import { conflist, writeAtomic } from './conf.js';
+import { cpuSeconds } from './proc.js';
+import { containerdUnavailable, startAgent, startConstant, startContainerd, startHttp2 } from './servers.js';
+import type { BenchServer } from './servers.js';
+
+export type ServerKind =
+  | { kind: 'agent'; label: string; nodeOptions?: string }
+  | { kind: 'constant'; label: string; defer?: boolean; nodeOptions?: string }
+  | { kind: 'http2'; label: string }
+  | { kind: 'containerd'; label: string };
+
+export interface Member {
+  label: string;
+  server: BenchServer;
+  client: LoadClient;
+}
+
+export interface Sample extends LoadResult {
+  cpuUsPerCall: number;
+}
+
+export interface Fleet {
+  confDir: string;
+  members: Member[];
+  /** Why containerd is not in the fleet, when it is not. */
+  skipped?: string;
+}
+
+/** Starts the servers on one conf dir holding one valid conflist; containerd is skipped (with the reason) when it cannot run. */
+export async function startFleet(kinds: readonly ServerKind[]): Promise<Fleet> {
+  const dir = tempDir();
+  const confDir = join(dir, 'net.d');
+  mkdirSync(confDir);
+  writeAtomic(confDir, '10-bench.conflist', conflist('bench-net'));
+  const members: Member[] = [];
+  let skipped: string | undefined;
+  for (const kind of kinds) {
+    let server: BenchServer;
+    if (kind.kind === 'agent') {
+      server = await startAgent(dir, confDir, kind.label.replace(/\W+/g, '-'), {
+        nodeOptions: kind.nodeOptions ?? '',
+      });
+    } else if (kind.kind === 'constant') {
+      server = await startConstant(dir, kind.label.replace(/\W+/g, '-'), {
+        defer: kind.defer ?? false,
+        nodeOptions: kind.nodeOptions ?? '',
+      });
+    } else if (kind.kind === 'http2') {
+      server = await startHttp2(dir);
+    } else {
+      skipped = containerdUnavailable();
+      if (skipped) continue;
+      const state = join(dir, 'ctd');
+      mkdirSync(state);
+      server = await startContainerd(state, confDir);
+    }
+    members.push({ label: kind.label, server, client: await LoadClient.open(server.socket) });
+  }
+  return { confDir, members, ...(skipped ? { skipped } : {}) };
+}
+
+/** One measured run: the server's CPU time (utime+stime) divided by the calls served. */
+export async function sample(member: Member, calls: number, concurrency: number): Promise<Sample> {
+  const before = cpuSeconds(member.server.pid);
+  const result = await member.client.run(calls, concurrency);
+  const after = cpuSeconds(member.server.pid);
+  return { ...result, cpuUsPerCall: ((after - before) * 1e6) / result.calls };
+}
+
+/** Rounds × members, rotated, calling `visit` for each; returns the samples per member label. */
+export async function interleave(
+  members: readonly Member[],
+  rounds: number,
+  visit: (member: Member, round: number) => Promise<void>,
+): Promise<void> {
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < members.length; i++) {
+      const member = members[(round + i) % members.length];
+      if (member) await visit(member, round);
+    }
+  }
+}
+
+export function progress(text: string): void {
+  process.stderr.write(`${text}\n`);
+}

@@ -97,6 +97,18 @@ export const serveFlags = {
     accepts: 'unix:///path',
     parse: unixEndpoint,
   },
+  'runtime-poll-interval': {
+    description: 'how often the --runtime-endpoint Status is polled while it answers',
+    default: '5s',
+    accepts: 'a duration of at least 1s',
+    parse: (raw: string) => atLeast(duration(raw), 1000, raw),
+  },
+  'runtime-timeout': {
+    description: 'how long one poll of --runtime-endpoint may take',
+    default: '2s',
+    accepts: 'a duration of at least 100ms',
+    parse: (raw: string) => atLeast(duration(raw), 100, raw),
+  },
   kube: {
     description: 'write a Node condition and Events (auto: when in a cluster with NODE_NAME set)',
     default: 'auto',
@@ -213,6 +225,8 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
       networkReady,
       verdictReady: (semantics) => refresher.state.verdicts[semantics].ready,
       ownSocketPath: config.socket,
+      intervalMs: config['runtime-poll-interval'],
+      timeoutMs: config['runtime-timeout'],
     });
     await upstream.firstPoll; // at most the poll timeout: serve the upstream's answer from the first call
   }

@@ -1,7 +1,7 @@
 // Keeps the README's front door true: every serve flag and every metric the agent registers is
 // documented, and nothing documented is gone.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { serveFlags } from '../../src/cli/serve.js';
@@ -12,7 +12,7 @@ import { REPO_ROOT } from '../helpers/agent.js';
 const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
 test('the README documents every serve flag, and only real ones', () => {
-  const documented = new Set([...readme.matchAll(/^\| `--([a-z-]+)` \|/gm)].map((m) => m[1]));
+  const documented = new Set([...readme.matchAll(/^\| `--([a-z-]+)`\s*\|/gm)].map((m) => m[1]));
   const real = Object.keys(serveFlags).filter((flag) => flag !== 'help');
   assert.deepEqual([...documented].sort(), real.sort());
 });
@@ -36,4 +36,16 @@ test('the README documents every cri_netstatus_ metric the agent registers', asy
     .filter((name) => name.startsWith('cri_netstatus_'));
   assert.ok(names.length >= 10);
   for (const name of names) assert.ok(readme.includes(`\`${name}`), `README's metrics table lacks ${name}`);
+});
+
+test('the README documents every cri_netstatus_ metric declared anywhere in src/', () => {
+  const sources = readdirSync(join(REPO_ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => readFileSync(join(REPO_ROOT, 'src', file), 'utf8'));
+  const names = new Set(
+    sources.flatMap((text) => [...text.matchAll(/name: '(cri_netstatus_\w+)'/g)].map((m) => m[1])),
+  );
+  assert.ok(names.size >= 15, `found ${names.size} metric declarations`);
+  const missing = [...names].filter((name) => !readme.includes(`\`${name}`));
+  assert.deepEqual(missing, [], "metrics missing from the README's tables");
 });

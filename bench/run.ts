@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { format, resolveConfig } from 'prettier';
 import { cpuBenchmark } from './cpu.js';
 import { latencyBenchmark } from './latency.js';
 import { runScript } from './lib/cleanup.js';
@@ -56,8 +57,11 @@ async function main(): Promise<string> {
     '',
     ...sections.flatMap((section) => [section, '']),
   ].join('\n');
-  writeFileSync(join(REPO_ROOT, 'bench', 'results.md'), out);
-  return out;
+  // Formatted the way the repo's `prettier --check .` wants it (aligned tables).
+  const file = join(REPO_ROOT, 'bench', 'results.md');
+  const formatted = await format(out, { ...(await resolveConfig(file)), filepath: file });
+  writeFileSync(file, formatted);
+  return formatted;
 }
 
 await runScript(main);

@@ -21,21 +21,58 @@ import type { LoadError } from './types.js';
 export const CONFIG_EXTENSIONS = new Set(['.conf', '.conflist', '.json']);
 export const DEFAULT_MAX_FILE_SIZE = 1024 * 1024;
 
-export type Listing = { ok: true; files: string[]; dirIno: number } | { ok: false; error: LoadError };
+export type Listing =
+  { ok: true; files: readonly string[]; dirIno: number } | { ok: false; error: LoadError };
 
-/** Candidate config file names in `dir`, sorted by their UTF-8 bytes as Go's sort.Strings does. */
-export function listConfigFiles(dir: string): Listing {
-  let dirIno: number;
-  let names: string[];
-  try {
-    dirIno = statSync(dir).ino;
-    names = readdirSync(dir, { withFileTypes: true })
-      .filter((entry) => !entry.isDirectory() && CONFIG_EXTENSIONS.has(extname(entry.name)))
-      .map((entry) => entry.name);
-  } catch (error) {
-    return { ok: false, error: dirError(dir, error) };
+/**
+ * File timestamps tick at the kernel's coarse clock, so a change within one tick of our read can
+ * leave size, mtime and ctime as they were (git's "racily clean" entries). Whatever changed this
+ * shortly before we read it is read again, until a read happens safely after its last change.
+ */
+export const RACY_WINDOW_MS = 50;
+
+/**
+ * Lists a conf dir's candidate config files, sorted by their UTF-8 bytes as Go's sort.Strings
+ * does. The listing is reused while the dir's own stat is unchanged: creating, deleting or renaming
+ * an entry changes the dir's mtime, so only `stat(dir)` is paid on a quiet dir.
+ */
+export class ConfDirLister {
+  /** How many times the dir was actually read (readdir), for tests and benchmarks. */
+  readdirs = 0;
+  private key = '';
+  private names: readonly string[] = [];
+  private listedAtMs = 0;
+
+  constructor(readonly dir: string) {}
+
+  /** `now` must be taken before this call, so a change racing the read counts as racy. */
+  list(now: number): Listing {
+    let stats: Stats;
+    try {
+      stats = statSync(this.dir);
+      if (!stats.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    } catch (error) {
+      this.key = '';
+      return { ok: false, error: dirError(this.dir, error) };
+    }
+    const key = `${stats.dev}:${stats.ino}:${stats.mtimeMs}:${stats.ctimeMs}`;
+    const racy = this.listedAtMs - Math.max(stats.mtimeMs, stats.ctimeMs) < RACY_WINDOW_MS;
+    if (key !== this.key || racy) {
+      try {
+        const names = readdirSync(this.dir, { withFileTypes: true })
+          .filter((entry) => !entry.isDirectory() && CONFIG_EXTENSIONS.has(extname(entry.name)))
+          .map((entry) => entry.name);
+        this.readdirs++;
+        this.names = sortByBytes(names);
+      } catch (error) {
+        this.key = '';
+        return { ok: false, error: dirError(this.dir, error) };
+      }
+      this.key = key;
+      this.listedAtMs = now;
+    }
+    return { ok: true, files: this.names, dirIno: stats.ino };
   }
-  return { ok: true, files: sortByBytes(names), dirIno };
 }
 
 export function sortByBytes(names: string[]): string[] {

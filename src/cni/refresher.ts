@@ -5,7 +5,14 @@
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { BinaryLocator } from './binaries.js';
-import { listConfigFiles, nonRegularKind, notRegular, readConfigFile, statFile } from './files.js';
+import {
+  ConfDirLister,
+  RACY_WINDOW_MS,
+  nonRegularKind,
+  notRegular,
+  readConfigFile,
+  statFile,
+} from './files.js';
 import { parseConfig } from './parse.js';
 import { inForce, select } from './profiles.js';
 import { SEMANTICS } from './types.js';
@@ -47,12 +54,8 @@ export interface RefreshStats {
   lastFailureAt?: number;
 }
 
-/**
- * File timestamps tick at the kernel's coarse clock, so a rewrite within one tick of our read can
- * leave size, mtime and ctime unchanged (git's "racily clean" entries). A file changed this
- * recently before we read it is re-read, until a read happens safely after its last change.
- */
-const RACY_WINDOW_MS = 50;
+/** Bin dirs are re-checked at most this often on the Status path (always on watcher and resync refreshes). */
+const BIN_DIR_CHECK_MS = 1000;
 
 interface FileRecord {
   statKey: string;
@@ -71,11 +74,14 @@ export class Refresher {
   private readonly listeners: Listener<RefreshReport>[] = [];
   private pending: Promise<NetworkState> | undefined;
   private soon: NodeJS.Timeout | undefined;
+  private readonly lister: ConfDirLister;
+  private binCheckedAt = -Infinity;
   private current: NetworkState;
   private dirIno: number | undefined;
 
   constructor(readonly options: RefresherOptions) {
     this.binaries = new BinaryLocator(options.binDirs);
+    this.lister = new ConfDirLister(options.confDir);
     const nothing: Selection = { ready: false, stale: false, reason: 'network config not loaded yet' };
     this.current = {
       generation: 0,
@@ -124,17 +130,20 @@ export class Refresher {
     if (this.soon) return;
     this.soon = setTimeout(() => {
       this.soon = undefined;
-      this.refresh();
+      this.refresh(true);
     }, delayMs);
     this.soon.unref();
   }
 
-  /** Scans now, synchronously, and returns the resulting state. */
-  refresh(): NetworkState {
+  /**
+   * Scans now, synchronously, and returns the resulting state. `full` also re-checks the plugin
+   * bin dirs, which the Status path does at most once a second (read-your-writes covers the conf dir).
+   */
+  refresh(full = false): NetworkState {
     const started = performance.now();
     const now = Date.now();
     const previous = this.current;
-    const { changed, dirError, files, newFailure } = this.scan(now);
+    const { changed, dirError, files, newFailure } = this.scan(now, full);
     if (changed) this.current = this.nextState(previous, dirError, files, now);
     const state = this.current;
 
@@ -155,7 +164,10 @@ export class Refresher {
     return state;
   }
 
-  private scan(now: number): {
+  private scan(
+    now: number,
+    full: boolean,
+  ): {
     changed: boolean;
     dirError?: LoadError;
     files: FileVerdict[];
@@ -163,8 +175,12 @@ export class Refresher {
   } {
     const { confDir, maxFileSize } = this.options;
     const previous = this.current;
-    let changed = this.binaries.revalidate();
-    const listing = listConfigFiles(confDir);
+    let changed = false;
+    if (full || now - this.binCheckedAt >= BIN_DIR_CHECK_MS) {
+      this.binCheckedAt = now;
+      changed = this.binaries.revalidate();
+    }
+    const listing = this.lister.list(now);
     if (!listing.ok) {
       // Records are kept: when the dir comes back with the same files, their last good content still counts.
       const same = previous.dirError?.message === listing.error.message;

@@ -35,7 +35,7 @@ export class ConfDirWatcher {
       if (name === null || name === basename(confDir)) this.refresher.refreshSoon(this.options.debounceMs);
     });
     this.arm();
-    this.resync = setInterval(() => this.refresher.refresh(), this.options.resyncIntervalMs);
+    this.resync = setInterval(() => this.refresher.refresh(true), this.options.resyncIntervalMs);
     this.resync.unref();
   }
 

@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writ
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
+import { ConfDirLister } from '../../src/cni/files.js';
 import { Refresher } from '../../src/cni/refresher.js';
 import type { RefreshReport } from '../../src/cni/refresher.js';
 import type { Semantics } from '../../src/cni/types.js';
@@ -249,4 +250,26 @@ test('containerd semantics: only the first file decides; a bad file after it is 
   const { verdicts } = refresher.refresh();
   assert.equal(verdicts.containerd.ready, true);
   assert.equal(verdicts.containerd.network?.name, 'a');
+});
+
+test('the conf dir is re-listed only when its own stat changes, or while a change is racily recent', async (t) => {
+  const { confDir } = setup(t);
+  const lister = new ConfDirLister(confDir);
+  writeFileSync(join(confDir, '10-a.conflist'), conflist('a'));
+  const listed = (): readonly string[] => {
+    const listing = lister.list(Date.now());
+    assert.ok(listing.ok);
+    return listing.files;
+  };
+  assert.deepEqual(listed(), ['10-a.conflist']);
+  writeFileSync(join(confDir, '20-b.conflist'), conflist('b')); // right after the read: racy
+  assert.deepEqual(listed(), ['10-a.conflist', '20-b.conflist']);
+  await sleep(80);
+  listed(); // one read safely after the last change
+  const reads = lister.readdirs;
+  for (let i = 0; i < 50; i++) listed();
+  assert.equal(lister.readdirs, reads, 'a quiet dir costs stat(dir) only');
+  unlinkSync(join(confDir, '10-a.conflist'));
+  assert.deepEqual(listed(), ['20-b.conflist']);
+  assert.equal(lister.readdirs, reads + 1);
 });

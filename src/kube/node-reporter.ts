@@ -359,6 +359,7 @@ export class NodeReporter {
 
   private armEvents(delayMs: number): void {
     clearTimeout(this.eventTimer);
+    if (this.stopped) return;
     this.eventTimer = setTimeout(() => {
       this.eventTimer = undefined;
       if (this.stopped || this.eventBusy) return;

@@ -1,51 +1,43 @@
 // grpc.health.v1.Health on the CRI socket: "" and the RuntimeService report SERVING while the
 // agent serves and NOT_SERVING once it drains; Watch streams changes.
-import { status as grpcStatus } from '@grpc/grpc-js';
-import type { ServerWritableStream, handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
-import { HealthCheckResponse_ServingStatus as Serving } from '../gen/grpc/health/v1/health.js';
-import type { HealthCheckRequest, HealthCheckResponse } from '../gen/grpc/health/v1/health.js';
+import {
+  HealthCheckRequest,
+  HealthCheckResponse,
+  HealthCheckResponse_ServingStatus as Serving,
+} from '../gen/grpc/health/v1/health.js';
+import { GrpcError, GrpcStatus } from './grpc-server.js';
+import type { GrpcServer, ServerStream } from './grpc-server.js';
 
 export const HEALTH_SERVICES = ['', 'runtime.v1.RuntimeService'] as const;
 
+const encode = (status: Serving): Buffer => Buffer.from(HealthCheckResponse.encode({ status }).finish());
+const known = (service: string): boolean => (HEALTH_SERVICES as readonly string[]).includes(service);
+
 export class HealthState {
   private serving = Serving.SERVING;
-  private readonly watchers = new Set<ServerWritableStream<HealthCheckRequest, HealthCheckResponse>>();
+  private readonly watchers = new Set<ServerStream>();
 
   setServing(serving: boolean): void {
     this.serving = serving ? Serving.SERVING : Serving.NOT_SERVING;
-    for (const call of this.watchers) call.write({ status: this.serving });
+    for (const call of this.watchers) call.write(encode(this.serving));
   }
 
-  handlers(): {
-    [method: string]:
-      | handleUnaryCall<HealthCheckRequest, HealthCheckResponse>
-      | handleServerStreamingCall<HealthCheckRequest, HealthCheckResponse>;
-    check: handleUnaryCall<HealthCheckRequest, HealthCheckResponse>;
-    watch: handleServerStreamingCall<HealthCheckRequest, HealthCheckResponse>;
-  } {
-    const known = (service: string): boolean => (HEALTH_SERVICES as readonly string[]).includes(service);
-    return {
-      check: (call, callback) => {
-        if (!known(call.request.service)) {
-          callback({ code: grpcStatus.NOT_FOUND, details: `unknown service "${call.request.service}"` });
-          return;
-        }
-        callback(null, { status: this.serving });
-      },
-      watch: (call) => {
-        if (!known(call.request.service)) {
-          call.write({ status: Serving.SERVICE_UNKNOWN });
-          return;
-        }
-        call.write({ status: this.serving });
-        this.watchers.add(call);
-        const forget = (): void => {
-          this.watchers.delete(call);
-        };
-        call.on('cancelled', forget);
-        call.on('close', forget);
-      },
-    };
+  register(server: GrpcServer): void {
+    server.unary('/grpc.health.v1.Health/Check', (bytes) => {
+      const { service } = HealthCheckRequest.decode(bytes);
+      if (!known(service)) throw new GrpcError(GrpcStatus.NOT_FOUND, `unknown service "${service}"`);
+      return encode(this.serving);
+    });
+    server.serverStreaming('/grpc.health.v1.Health/Watch', (bytes, call) => {
+      const { service } = HealthCheckRequest.decode(bytes);
+      if (!known(service)) {
+        call.write(encode(Serving.SERVICE_UNKNOWN));
+        return;
+      }
+      call.write(encode(this.serving));
+      this.watchers.add(call);
+      call.onClose(() => this.watchers.delete(call));
+    });
   }
 
   endWatches(): void {

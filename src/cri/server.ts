@@ -1,11 +1,11 @@
-// The gRPC server on the unix socket: RuntimeService (Version, Status) and Health. Every other
-// CRI method falls through to grpc-js's UNIMPLEMENTED. Requests are capped small: the largest
-// legitimate one is a few bytes.
+// The CRI socket: RuntimeService (Version, Status) and grpc.health.v1.Health on a unix socket.
+// Every other CRI method answers UNIMPLEMENTED. Requests are capped small: the largest legitimate
+// one is a few bytes.
 import { chmodSync } from 'node:fs';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { HealthService } from '../gen/grpc/health/v1/health.js';
+import { StatusRequest, VersionRequest, VersionResponse } from '../gen/runtime/v1/api.js';
+import { GrpcServer } from './grpc-server.js';
 import { HealthState } from './health.js';
-import { CriServiceDefinition, criHandlers } from './service.js';
+import { criHandlers } from './service.js';
 import type { CriServiceOptions } from './service.js';
 import { claimSocketPath, removeSocketIfOurs, socketIno } from './socket.js';
 
@@ -18,17 +18,20 @@ export interface CriServerOptions extends CriServiceOptions {
 }
 
 export class CriServer {
-  private readonly server = new Server({
-    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
-    'grpc.max_concurrent_streams': 1024,
-  });
+  private readonly server: GrpcServer;
   private readonly health = new HealthState();
   private ino: number | undefined;
   private listening = false;
 
   constructor(private readonly options: CriServerOptions) {
-    this.server.addService(CriServiceDefinition, criHandlers(options));
-    this.server.addService(HealthService, this.health.handlers());
+    this.server = new GrpcServer({ maxRequestBytes: MAX_REQUEST_BYTES, onError: options.onError });
+    const handlers = criHandlers(options);
+    this.server
+      .unary('/runtime.v1.RuntimeService/Version', (bytes) =>
+        Buffer.from(VersionResponse.encode(handlers.version(VersionRequest.decode(bytes))).finish()),
+      )
+      .unary('/runtime.v1.RuntimeService/Status', (bytes) => handlers.status(StatusRequest.decode(bytes)));
+    this.health.register(this.server);
   }
 
   get isServing(): boolean {
@@ -41,12 +44,11 @@ export class CriServer {
     // Bind under a umask that already yields the final mode, so the socket is never wider than asked.
     const umask = process.umask(0o777 & ~socketMode);
     try {
-      await new Promise<number>((resolve, reject) => {
-        this.server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (error, port) => {
-          if (error) reject(new Error(`cannot listen on ${socketPath}: ${error.message}`));
-          else resolve(port);
-        });
-      });
+      await this.server.listen(socketPath);
+    } catch (error) {
+      throw new Error(
+        `cannot listen on ${socketPath}: ${error instanceof Error ? error.message : String(error)}`,
+      );
     } finally {
       process.umask(umask);
     }
@@ -61,16 +63,7 @@ export class CriServer {
     this.listening = false;
     this.health.setServing(false);
     this.health.endWatches();
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    await this.server.close(graceMs);
     removeSocketIfOurs(this.options.socketPath, this.ino);
   }
 }

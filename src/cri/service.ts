@@ -1,11 +1,9 @@
 // The RuntimeService handlers. Status refreshes the network config (sharing the refresh with
 // concurrent calls), then answers from the state; the encoded non-verbose answer is cached per
 // state generation, so a call on an unchanged node costs one scan and no protobuf encoding.
-import { status as grpcStatus } from '@grpc/grpc-js';
-import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { Refresher } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
-import { RuntimeServiceService, StatusResponse } from '../gen/runtime/v1/api.js';
+import { StatusResponse } from '../gen/runtime/v1/api.js';
 import type {
   RuntimeCondition,
   StatusRequest,
@@ -21,16 +19,10 @@ export const RUNTIME_API_VERSION = 'v1';
 /** The kubelet runtime API version every CRI runtime reports. */
 export const KUBELET_API_VERSION = '0.1.0';
 
-/** RuntimeService with Status answering pre-encoded bytes, so cached answers skip encoding. */
-export const CriServiceDefinition = {
-  version: RuntimeServiceService.version,
-  status: { ...RuntimeServiceService.status, responseSerialize: (value: Buffer): Buffer => value },
-} as const;
-
+/** The RuntimeService calls the agent answers; Status answers encoded bytes so it can cache them. */
 export interface CriHandlers {
-  [method: string]: handleUnaryCall<VersionRequest, VersionResponse> | handleUnaryCall<StatusRequest, Buffer>;
-  version: handleUnaryCall<VersionRequest, VersionResponse>;
-  status: handleUnaryCall<StatusRequest, Buffer>;
+  version(request: VersionRequest): VersionResponse;
+  status(request: StatusRequest): Promise<Buffer>;
 }
 
 export interface CriServiceOptions {
@@ -62,42 +54,37 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
     return Buffer.from(StatusResponse.encode(response).finish());
   };
 
+  const answer = (state: NetworkState, verbose: boolean): Buffer => {
+    const now = Date.now();
+    if (verbose) return encode(state, true, now);
+    const runtime = options.runtimeCondition();
+    const key = `${state.generation}|${isStaleTooLong(state, now, options.staleAfterMs)}|${runtime.status}|${runtime.reason}|${runtime.message}`;
+    if (key !== cacheKey) {
+      cached = encode(state, false, now);
+      cacheKey = key;
+    }
+    return cached;
+  };
+
   return {
-    version(_call, callback) {
-      callback(null, {
-        version: KUBELET_API_VERSION,
-        runtimeName: RUNTIME_NAME,
-        runtimeVersion: options.version,
-        runtimeApiVersion: RUNTIME_API_VERSION,
-      });
-    },
-    status(call, callback) {
-      refresher
-        .fresh()
-        .catch((error: unknown) => {
-          // A refresh that throws is a bug, not a config problem: answer from the last state.
-          options.onError?.(error);
-          return refresher.state;
-        })
-        .then((state) => {
-          const now = Date.now();
-          if (call.request.verbose) {
-            callback(null, encode(state, true, now));
-          } else {
-            const runtime = options.runtimeCondition();
-            const key = `${state.generation}|${isStaleTooLong(state, now, options.staleAfterMs)}|${runtime.status}|${runtime.reason}|${runtime.message}`;
-            if (key !== cacheKey) {
-              cached = encode(state, false, now);
-              cacheKey = key;
-            }
-            callback(null, cached);
-          }
-          options.onStatusServed?.('OK');
-        })
-        .catch((error: unknown) => {
-          options.onError?.(error);
-          callback({ code: grpcStatus.INTERNAL, details: `answering Status failed: ${String(error)}` });
-        });
+    version: () => ({
+      version: KUBELET_API_VERSION,
+      runtimeName: RUNTIME_NAME,
+      runtimeVersion: options.version,
+      runtimeApiVersion: RUNTIME_API_VERSION,
+    }),
+    async status(request) {
+      let state: NetworkState;
+      try {
+        state = await refresher.fresh();
+      } catch (error) {
+        // A refresh that throws is a bug, not a config problem: answer from the last state.
+        options.onError?.(error);
+        state = refresher.state;
+      }
+      const response = answer(state, request.verbose);
+      options.onStatusServed?.('OK');
+      return response;
     },
   };
 }

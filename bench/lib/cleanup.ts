@@ -1,5 +1,5 @@
 // Everything a benchmark starts (processes, temp dirs) is registered here and torn down at the end,
-// on failure, and on SIGINT/SIGTERM, so no server, socket or temp dir outlives the run.
+// on failure, on SIGINT/SIGTERM and on a closed stdout, so no server, socket or temp dir outlives the run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,10 @@ export async function runScript(main: () => Promise<string>): Promise<void> {
 function install(): void {
   if (installed) return;
   installed = true;
+  // A closed pipe (`node dist/bench/cpu.js | head`) must not leave servers behind either.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', () => void cleanupAll().finally(() => process.exit(141)));
+  }
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       process.stderr.write(`\n${signal}: stopping servers and removing temp dirs\n`);

@@ -3,6 +3,7 @@ import { check, CHECK_SUMMARY } from './check.js';
 import { UsageError } from './flags.js';
 import { serve, SERVE_SUMMARY } from './serve.js';
 import { status, STATUS_SUMMARY } from './status.js';
+import { KUBE_CLEANUP_SUMMARY, kubeCleanup } from '../kube/cleanup.js';
 import { VERSION } from '../version.js';
 
 const USAGE = `Usage: cri-netstatus <command> [flags]
@@ -12,6 +13,7 @@ Commands:
   status    ${STATUS_SUMMARY}
   check     ${CHECK_SUMMARY}
   version   Print the version.
+  kube-cleanup  ${KUBE_CLEANUP_SUMMARY}
 
 Run 'cri-netstatus <command> --help' for a command's flags. Every flag can also be set as
 the environment variable CRI_NETSTATUS_<FLAG_IN_CAPS>, e.g. CRI_NETSTATUS_CNI_CONF_DIR.
@@ -27,6 +29,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await status(rest, env);
       case 'check':
         return check(rest, env);
+      case 'kube-cleanup':
+        return await kubeCleanup(rest, env);
       case 'version':
       case '--version':
         process.stdout.write(`cri-netstatus ${VERSION}\n`);

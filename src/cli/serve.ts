@@ -118,7 +118,7 @@ export const serveFlags = {
   kubeconfig: { description: 'kubeconfig for out-of-cluster runs (default: in-cluster config)', parse: text },
   'kube-heartbeat': {
     description: 'rewrite the Node condition this often when nothing changed (plus up to 10% jitter)',
-    default: '5m',
+    default: '10m',
     accepts: 'a duration of at least 1s',
     parse: (raw: string) => atLeast(duration(raw), 1000, raw),
   },
@@ -162,18 +162,19 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     return 0;
   }
   const log = createLogger(config['log-level'], config['log-format']);
-  const agent = await startAgent(config, log);
-  await new Promise<void>((done) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      log.info({ signal }, 'shutting down: draining in-flight calls');
-      agent.stop().then(done, (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
-        done();
-      });
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+  // Listen for signals before starting: one that arrives during start-up stops the agent once it is up.
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
   });
+  const agent = await startAgent(config, log);
+  const signal = await stopRequested;
+  log.info({ signal }, 'shutting down: draining in-flight calls');
+  try {
+    await agent.stop();
+  } catch (error) {
+    log.error({ err: error }, 'shutdown failed');
+  }
   log.info('stopped');
   return 0;
 }

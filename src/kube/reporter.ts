@@ -23,7 +23,7 @@ export interface KubeReporterOptions {
   log: Logger;
   registry: Registry;
   env: NodeJS.ProcessEnv;
-  /** Heartbeat period of the Node condition (--kube-heartbeat); 5 min by default. */
+  /** Heartbeat period of the Node condition (--kube-heartbeat); 10 min by default. */
   heartbeatMs?: number | undefined;
   /** Directory of the in-cluster service-account token and CA (tests). */
   serviceAccountDir?: string;

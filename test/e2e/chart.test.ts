@@ -993,8 +993,8 @@ test("the DaemonSet's env, given to the real agent, serves; status and check the
   assert.ok(!existsSync(socket), 'the socket is removed on SIGTERM');
 });
 
-test('docs/README-deploy-section.md documents every value of values.yaml', () => {
-  const doc = readFileSync(join(REPO_ROOT, 'docs', 'README-deploy-section.md'), 'utf8');
+test('README.md documents every value of values.yaml', () => {
+  const doc = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
   // Maps whose keys are free-form (labels, probes, securityContext) are documented as one value.
   const opaque = new Set([
     'resources',

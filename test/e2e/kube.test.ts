@@ -1,13 +1,12 @@
 // The Kubernetes reporter against a REAL control plane: etcd + kube-apiserver (built by
 // scripts/peers.sh) with RBAC, a service-account issuer and the ValidatingAdmissionPolicy admission
-// plugin. The chart is installed with the real helm, overlaid with the chart proposals of
-// docs/kube-chart/templates (least-privilege RBAC, the uninstall cleanup hook) until the chart
-// adopts them. The agent runs as a separate process with a TokenRequest token of the chart's
+// plugin. The chart is installed with the real helm (least-privilege RBAC, the admission policy,
+// the uninstall cleanup hook). The agent runs as a separate process with a TokenRequest token of the chart's
 // service account bound to a Pod on node-a, exactly what a DaemonSet pod gets.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -185,14 +184,7 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
         }),
       });
     }
-    // The chart, with the proposals of docs/kube-chart/templates laid over it.
-    chart = join(root, 'chart');
-    cpSync(join(REPO_ROOT, 'charts', 'cri-netstatus'), chart, { recursive: true });
-    // (Stored as .yaml.tpl so that prettier leaves the Go templates alone.)
-    for (const file of readdirSync(join(REPO_ROOT, 'docs', 'kube-chart', 'templates'))) {
-      const target = file.replace(/\.yaml\.tpl$/, '.yaml');
-      cpSync(join(REPO_ROOT, 'docs', 'kube-chart', 'templates', file), join(chart, 'templates', target));
-    }
+    chart = join(REPO_ROOT, 'charts', 'cri-netstatus');
     const install = [
       'install',
       RELEASE,

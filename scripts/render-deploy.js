@@ -54,7 +54,8 @@ export function findHelm() {
 }
 
 function helmTemplate(helm, args) {
-  return execFileSync(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, ...args], {
+  // --no-hooks: the uninstall hook is helm's to run; `kubectl apply` would start its Job at once.
+  return execFileSync(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--no-hooks', ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -73,7 +74,7 @@ export async function renderDeploy(helm = findHelm()) {
     'deploy/cri-netstatus.yaml',
     header(
       'cri-netstatus: ServiceAccount, RBAC and DaemonSet for kube-system (kubectl apply -f, or -k deploy/).',
-      `helm template ${RELEASE} charts/cri-netstatus --namespace ${NAMESPACE}`,
+      `helm template ${RELEASE} charts/cri-netstatus --namespace ${NAMESPACE} --no-hooks`,
     ) + base,
   );
   files.set(
@@ -98,7 +99,7 @@ export async function renderDeploy(helm = findHelm()) {
     'deploy/monitoring/cri-netstatus-monitoring.yaml',
     header(
       'cri-netstatus for the Prometheus operator: PodMonitor, PrometheusRule and the Grafana dashboard ConfigMap.',
-      `helm template ${RELEASE} charts/cri-netstatus --namespace ${NAMESPACE} --api-versions monitoring.coreos.com/v1 ${setArgs.join(' ')}`,
+      `helm template ${RELEASE} charts/cri-netstatus --namespace ${NAMESPACE} --no-hooks --api-versions monitoring.coreos.com/v1 ${setArgs.join(' ')}`,
     ) + monitoring,
   );
   files.set(

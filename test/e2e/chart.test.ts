@@ -195,8 +195,12 @@ interface Kinds {
   ValidatingAdmissionPolicyBinding: ValidatingAdmissionPolicyBinding;
 }
 
+/** What `helm template` renders: the release's objects, and its hooks (run by helm, never applied with the rest). */
 class Rendered {
-  constructor(readonly objects: K8sObject[]) {}
+  constructor(
+    readonly objects: K8sObject[],
+    readonly hooks: K8sObject[] = [],
+  ) {}
   ofKind<K extends keyof Kinds>(kind: K): Kinds[K][] {
     return this.objects.filter((object) => object.kind === kind) as Kinds[K][];
   }
@@ -228,7 +232,11 @@ async function template(
     );
     objects.push(object);
   }
-  return new Rendered(objects);
+  const isHook = (object: K8sObject): boolean => Boolean(object.metadata.annotations?.['helm.sh/hook']);
+  return new Rendered(
+    objects.filter((object) => !isHook(object)),
+    objects.filter(isHook),
+  );
 }
 
 function ciFiles(): string[] {
@@ -567,6 +575,47 @@ describe('helm template: defaults', () => {
     ]);
   });
 
+  test('the uninstall hook: a post-delete Job running kube-cleanup with its own least-privilege RBAC', async () => {
+    const { hooks } = await template([]);
+    assert.deepEqual(hooks.map((object) => object.kind).sort(), [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Job',
+      'ServiceAccount',
+    ]);
+    for (const hook of hooks)
+      assert.equal(
+        hook.metadata.annotations?.['helm.sh/hook'],
+        'post-delete',
+        `${hook.kind} is a post-delete hook`,
+      );
+    const role = hooks.find((object) => object.kind === 'ClusterRole') as unknown as {
+      rules: { resources: string[]; verbs: string[] }[];
+    };
+    assert.deepEqual(
+      role.rules
+        .flatMap((rule) =>
+          rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${verb} ${resource}`)),
+        )
+        .sort(),
+      ['list nodes', 'patch nodes/status'],
+    );
+    const job = hooks.find((object) => object.kind === 'Job') as unknown as {
+      spec: { template: { spec: { containers: { args?: string[]; command?: string[] }[] } } };
+    };
+    const container = job.spec.template.spec.containers[0];
+    assert.ok(
+      [...(container?.command ?? []), ...(container?.args ?? [])].includes('kube-cleanup'),
+      JSON.stringify(container),
+    );
+    for (const off of [
+      ['--set', 'kube.cleanupOnUninstall=false'],
+      ['--set', 'kube.mode=off'],
+    ]) {
+      assert.deepEqual((await template(off)).hooks, [], `no hook with ${off.join(' ')}`);
+    }
+  });
+
   test('the DaemonSet: root without capabilities, scrape annotations, configured through env', async () => {
     const ds = (await template([])).one('DaemonSet');
     const pod = ds.spec.template.spec;
@@ -598,7 +647,7 @@ describe('helm template: defaults', () => {
       CRI_NETSTATUS_SEMANTICS: 'isulad',
       CRI_NETSTATUS_STALE_AFTER: '0',
       CRI_NETSTATUS_KUBE: 'auto',
-      CRI_NETSTATUS_KUBE_HEARTBEAT: '5m',
+      CRI_NETSTATUS_KUBE_HEARTBEAT: '10m',
       CRI_NETSTATUS_LOG_LEVEL: 'info',
       CRI_NETSTATUS_LOG_FORMAT: 'json',
     });

@@ -1,6 +1,7 @@
 // The servers under test, each started on its own unix socket and stopped at cleanup:
 // the agent (bin/cri-netstatus.js serve), the constant grpc-js server, and containerd 1.6.
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +41,15 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** `<dir>/<name>.sock`, the name shortened with a hash so the path stays under the 108-byte limit. */
+function socketIn(dir: string, name: string): string {
+  const short =
+    name.length <= 40
+      ? name
+      : `${name.slice(0, 31)}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+  return join(dir, `${short}.sock`);
+}
+
 /** The agent, serving `confDir` on `<dir>/<name>.sock`. */
 export function startAgent(
   dir: string,
@@ -47,7 +57,7 @@ export function startAgent(
   name = 'agent',
   options: AgentOptions = {},
 ): Promise<BenchServer> {
-  const socket = join(dir, `${name}.sock`);
+  const socket = socketIn(dir, name);
   const args = [
     ...(options.nodeArgs ?? []),
     options.cli ?? CLI,
@@ -75,7 +85,7 @@ export function startConstant(
   name = 'constant',
   options: { nodeArgs?: readonly string[]; nodeOptions?: string; defer?: boolean } = {},
 ): Promise<BenchServer> {
-  const socket = join(dir, `${name}.sock`);
+  const socket = socketIn(dir, name);
   const args = [
     ...(options.nodeArgs ?? []),
     CONSTANT_SERVER,
@@ -90,7 +100,7 @@ export function startConstant(
 
 /** bench/http2-server.ts (constant Status from node:http2, no grpc-js) on `<dir>/<name>.sock`. */
 export function startHttp2(dir: string, name = 'http2'): Promise<BenchServer> {
-  const socket = join(dir, `${name}.sock`);
+  const socket = socketIn(dir, name);
   return launch(
     name,
     socket,

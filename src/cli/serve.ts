@@ -194,6 +194,7 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     binDirs: config['cni-bin-dir'],
     semantics: config.semantics,
     maxFileSize: config['max-file-size'],
+    onError: (error) => log.error({ err: error }, 'refreshing the network config failed'),
   });
   const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
   const networkReady = (): boolean =>
@@ -217,109 +218,128 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     }
   });
   refresher.refresh();
-  const endpoint = config['runtime-endpoint'];
-  if (endpoint) {
-    upstream = startUpstreamMirror({
-      socketPath: endpoint,
+
+  // Everything started is stopped in reverse order, also when a later part fails to start: a
+  // half-started agent must not keep serving (or hold the socket) after `serve` has given up.
+  const stops: (() => unknown)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        log.error({ err: error }, 'stopping a part of the agent failed');
+      }
+    }
+  };
+  try {
+    const endpoint = config['runtime-endpoint'];
+    if (endpoint) {
+      const mirror = startUpstreamMirror({
+        socketPath: endpoint,
+        log,
+        registry: metrics.registry,
+        networkReady,
+        verdictReady: (semantics) => refresher.state.verdicts[semantics].ready,
+        ownSocketPath: config.socket,
+        intervalMs: config['runtime-poll-interval'],
+        timeoutMs: config['runtime-timeout'],
+      });
+      upstream = mirror;
+      stops.push(() => mirror.stop());
+      await mirror.firstPoll; // at most the poll timeout: serve the upstream's answer from the first call
+    }
+
+    const effective = {
+      cniConfDir: config['cni-conf-dir'],
+      cniBinDirs: config['cni-bin-dir'],
+      socket: config.socket,
+      metricsAddress: config['metrics-address']
+        ? `${config['metrics-address'].host}:${config['metrics-address'].port}`
+        : 'off',
+      semantics: config.semantics,
+      staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
+      maxFileSize: config['max-file-size'],
+      resyncInterval: `${config['resync-interval'] / 1000}s`,
+      runtimeEndpoint: config['runtime-endpoint'] ?? null,
+      kube: config.kube,
+      nodeName: config['node-name'] ?? null,
+    };
+    const cri = new CriServer({
+      socketPath: config.socket,
+      socketMode: config['socket-mode'],
+      refresher,
+      version: VERSION,
+      staleAfterMs,
+      runtimeCondition,
+      infoContext: () => ({
+        stats: refresher.stats,
+        config: effective,
+        version: versionInfo(),
+        ...(upstream ? { upstream: upstream.info() } : {}),
+      }),
+      onCallFinished: (method, code) => {
+        if (method === 'Status') metrics.statusServed(code);
+      },
+      onError: (error) => log.error({ err: error }, 'answering a CRI call failed'),
+    });
+    await cri.start();
+    stops.push(() => cri.stop(config['shutdown-grace']));
+
+    const watcher = new ConfDirWatcher(refresher, {
+      resyncIntervalMs: config['resync-interval'],
+      onWatchError: (path, error) =>
+        log.warn(
+          { path, err: error.message },
+          'file watch failed; relying on the periodic resync until it can be re-armed',
+        ),
+    });
+    watcher.start();
+    stops.push(() => watcher.stop());
+
+    const address = config['metrics-address'];
+    const http = address
+      ? await startHttpEndpoint({
+          address,
+          registry: metrics.registry,
+          ready: () => (cri.isServing ? { ok: true } : { ok: false, why: 'the CRI socket is not serving' }),
+        })
+      : undefined;
+    if (http) {
+      stops.push(() => {
+        http.closeAllConnections();
+        return new Promise<void>((done) => http.close(() => done()));
+      });
+    }
+
+    const kube = await startKubeReporter({
+      mode: config.kube,
+      kubeconfig: config.kubeconfig,
+      nodeName: config['node-name'],
+      refresher,
+      networkReady,
       log,
       registry: metrics.registry,
-      networkReady,
-      verdictReady: (semantics) => refresher.state.verdicts[semantics].ready,
-      ownSocketPath: config.socket,
-      intervalMs: config['runtime-poll-interval'],
-      timeoutMs: config['runtime-timeout'],
+      env: process.env,
+      heartbeatMs: config['kube-heartbeat'],
     });
-    await upstream.firstPoll; // at most the poll timeout: serve the upstream's answer from the first call
+    if (kube) stops.push(() => kube.stop());
+
+    const bound = http?.address();
+    const metricsAddress = bound && typeof bound === 'object' ? `${bound.address}:${bound.port}` : 'off';
+    log.info(
+      {
+        socket: config.socket,
+        confDir: config['cni-conf-dir'],
+        semantics: config.semantics,
+        metrics: metricsAddress,
+        version: VERSION,
+        query: `cri-netstatus status --socket ${config.socket}`,
+      },
+      'serving CRI RuntimeService/Status',
+    );
+    return { refresher, metrics, metricsAddress, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
   }
-
-  const effective = {
-    cniConfDir: config['cni-conf-dir'],
-    cniBinDirs: config['cni-bin-dir'],
-    socket: config.socket,
-    metricsAddress: config['metrics-address']
-      ? `${config['metrics-address'].host}:${config['metrics-address'].port}`
-      : 'off',
-    semantics: config.semantics,
-    staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
-    maxFileSize: config['max-file-size'],
-    resyncInterval: `${config['resync-interval'] / 1000}s`,
-    runtimeEndpoint: config['runtime-endpoint'] ?? null,
-    kube: config.kube,
-    nodeName: config['node-name'] ?? null,
-  };
-  const cri = new CriServer({
-    socketPath: config.socket,
-    socketMode: config['socket-mode'],
-    refresher,
-    version: VERSION,
-    staleAfterMs,
-    runtimeCondition,
-    infoContext: () => ({
-      stats: refresher.stats,
-      config: effective,
-      version: versionInfo(),
-      ...(upstream ? { upstream: upstream.info() } : {}),
-    }),
-    onStatusServed: (code) => metrics.statusServed(code),
-    onError: (error) => log.error({ err: error }, 'Status failed'),
-  });
-  await cri.start();
-
-  const watcher = new ConfDirWatcher(refresher, {
-    resyncIntervalMs: config['resync-interval'],
-    onWatchError: (path, error) =>
-      log.warn(
-        { path, err: error.message },
-        'file watch failed; relying on the periodic resync until it can be re-armed',
-      ),
-  });
-  watcher.start();
-
-  const address = config['metrics-address'];
-  const http = address
-    ? await startHttpEndpoint({
-        address,
-        registry: metrics.registry,
-        ready: () => (cri.isServing ? { ok: true } : { ok: false, why: 'the CRI socket is not serving' }),
-      })
-    : undefined;
-
-  const kube = await startKubeReporter({
-    mode: config.kube,
-    kubeconfig: config.kubeconfig,
-    nodeName: config['node-name'],
-    refresher,
-    networkReady,
-    log,
-    registry: metrics.registry,
-    env: process.env,
-    heartbeatMs: config['kube-heartbeat'],
-  });
-
-  const bound = http?.address();
-  const metricsAddress = bound && typeof bound === 'object' ? `${bound.address}:${bound.port}` : 'off';
-  log.info(
-    {
-      socket: config.socket,
-      confDir: config['cni-conf-dir'],
-      semantics: config.semantics,
-      metrics: metricsAddress,
-      version: VERSION,
-      query: `cri-netstatus status --socket ${config.socket}`,
-    },
-    'serving CRI RuntimeService/Status',
-  );
-  return {
-    refresher,
-    metrics,
-    metricsAddress,
-    async stop() {
-      watcher.stop();
-      upstream?.stop();
-      await cri.stop(config['shutdown-grace']);
-      await kube?.stop();
-      await new Promise<void>((done) => (http ? http.close(() => done()) : done()));
-      http?.closeAllConnections();
-    },
-  };
 }

@@ -1,11 +1,13 @@
 // Plugin binary lookup in the CNI bin dirs (libcni's FindInPath). A refresh asks for every
-// plugin in force, so answers are cached and the cache is dropped only when a bin dir's own
-// stat changes (entries added, removed or renamed change the dir's mtime).
+// plugin in force, so found binaries are cached until a bin dir's own stat changes (entries
+// added, removed or renamed change the dir's mtime). Missing ones are looked up again every time:
+// a chmod +x or a create within one timestamp tick leaves the dir's stat as it was.
 import { statSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 
 export class BinaryLocator {
-  private readonly found = new Map<string, boolean>();
+  private readonly found = new Map<string, true>();
   private dirsKey = '';
 
   constructor(readonly dirs: readonly string[]) {}
@@ -14,7 +16,7 @@ export class BinaryLocator {
   revalidate(): boolean {
     const key = this.dirs
       .map((dir) => {
-        const stats = statSync(dir, { throwIfNoEntry: false });
+        const stats = statQuietly(dir);
         return stats ? `${stats.ino}:${stats.mtimeMs}:${stats.ctimeMs}` : '-';
       })
       .join('|');
@@ -30,16 +32,24 @@ export class BinaryLocator {
   }
 
   private exists(type: string): boolean {
-    let hit = this.found.get(type);
-    if (hit === undefined) {
-      hit = !type.includes('/') && type !== '' && this.dirs.some((dir) => isExecutableFile(join(dir, type)));
-      this.found.set(type, hit);
-    }
+    if (this.found.get(type)) return true;
+    const hit =
+      !type.includes('/') && type !== '' && this.dirs.some((dir) => isExecutableFile(join(dir, type)));
+    if (hit) this.found.set(type, true);
     return hit;
   }
 }
 
 function isExecutableFile(path: string): boolean {
-  const stats = statSync(path, { throwIfNoEntry: false });
+  const stats = statQuietly(path);
   return stats !== undefined && stats.isFile() && (stats.mode & 0o111) !== 0;
+}
+
+/** stat(2) for a lookup: any error (missing, a NUL byte or an overlong name in a plugin type, EACCES) means "not there". */
+function statQuietly(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }

@@ -32,6 +32,8 @@ export interface RefresherOptions {
   binDirs: readonly string[];
   semantics: Semantics;
   maxFileSize: number;
+  /** Errors of background refreshes and of listeners (bugs, never config problems): logged, not thrown. */
+  onError?: (error: unknown) => void;
 }
 
 /** What one refresh did, for metrics and logs. */
@@ -130,9 +132,18 @@ export class Refresher {
     if (this.soon) return;
     this.soon = setTimeout(() => {
       this.soon = undefined;
-      this.refresh(true);
+      this.refreshInBackground();
     }, delayMs);
     this.soon.unref();
+  }
+
+  /** A full refresh from a timer or a file event: a failure is reported, never thrown into the event loop. */
+  refreshInBackground(): void {
+    try {
+      this.refresh(true);
+    } catch (error) {
+      this.options.onError?.(error);
+    }
   }
 
   /**
@@ -143,7 +154,16 @@ export class Refresher {
     const started = performance.now();
     const now = Date.now();
     const previous = this.current;
-    const { changed, dirError, files, newFailure } = this.scan(now, full);
+    let scanned: ReturnType<Refresher['scan']>;
+    try {
+      scanned = this.scan(now, full);
+    } catch (error) {
+      // A scan that throws may have updated some records but not the state: forget them all, so the
+      // next refresh re-reads every file instead of taking the half-done records for "unchanged".
+      this.records.clear();
+      throw error;
+    }
+    const { changed, dirError, files, newFailure } = scanned;
     if (changed) this.current = this.nextState(previous, dirError, files, now);
     const state = this.current;
 
@@ -160,7 +180,13 @@ export class Refresher {
       previous,
       ...(newFailure ? { newFailure } : {}),
     };
-    for (const listener of this.listeners) listener(report);
+    for (const listener of this.listeners) {
+      try {
+        listener(report);
+      } catch (error) {
+        this.options.onError?.(error);
+      }
+    }
     return state;
   }
 

@@ -32,10 +32,13 @@ export class ConfDirWatcher {
       if (!this.stopped && (this.refresher.confDirIno !== this.armedIno || state.dirError)) this.arm();
     });
     this.parentWatch = this.watchPath(dirname(confDir), (name) => {
-      if (name === null || name === basename(confDir)) this.refresher.refreshSoon(this.options.debounceMs);
+      if (name !== null && name !== basename(confDir)) return;
+      // The conf dir itself was created, removed or renamed: a recreated dir may even reuse the inode.
+      this.armedIno = undefined;
+      this.refresher.refreshSoon(this.options.debounceMs);
     });
     this.arm();
-    this.resync = setInterval(() => this.refresher.refresh(true), this.options.resyncIntervalMs);
+    this.resync = setInterval(() => this.refresher.refreshInBackground(), this.options.resyncIntervalMs);
     this.resync.unref();
   }
 

@@ -42,7 +42,8 @@ export function networkReady(
       type: 'NetworkReady',
       status: false,
       reason: NETWORK_NOT_READY_REASON,
-      message: `${NETWORK_NOT_READY_PREFIX}network config stale for ${formatDuration(now - (state.staleSince ?? now))} (over --stale-after): ${selection.reason ?? 'refresh failed'}`,
+      // A fixed timestamp, not a growing age: the message changes only when the situation does.
+      message: `${NETWORK_NOT_READY_PREFIX}network config stale since ${new Date(state.staleSince ?? now).toISOString()}, longer than --stale-after ${formatDuration(staleAfterMs ?? 0)}: ${selection.reason ?? 'refresh failed'}`,
     };
   }
   return { type: 'NetworkReady', status: true, reason: '', message: '' };
@@ -71,6 +72,7 @@ export function isStaleTooLong(state: NetworkState, now: number, staleAfterMs: n
 }
 
 export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
   const seconds = Math.round(ms / 1000);
   if (seconds < 60) return `${seconds}s`;
   const minutes = Math.floor(seconds / 60);

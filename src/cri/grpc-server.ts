@@ -42,8 +42,13 @@ export interface GrpcServerOptions {
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. */
   maxRequestBytes: number;
   maxConcurrentStreams?: number;
+  /** Once per answered call: its path and gRPC status code name (OK, UNIMPLEMENTED, ...). */
+  onCallFinished?: (path: string, code: string) => void;
+  /** A handler failed with something other than a GrpcError: a bug, answered INTERNAL. */
   onError?: (error: unknown) => void;
 }
+
+const CODE_NAMES = new Map<number, string>(Object.entries(GrpcStatus).map(([name, code]) => [code, name]));
 
 type Route = { kind: 'unary'; handler: UnaryHandler } | { kind: 'stream'; handler: StreamingHandler };
 
@@ -53,6 +58,8 @@ const OK_TRAILERS = { 'grpc-status': '0' } as const;
 export class GrpcServer {
   private readonly routes = new Map<string, Route>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** Open server-streaming calls, ended with OK trailers when the server closes. */
+  private readonly streams = new Set<() => void>();
   private readonly server: Http2Server;
 
   constructor(private readonly options: GrpcServerOptions) {
@@ -93,6 +100,7 @@ export class GrpcServer {
   /** Stops accepting connections, lets open calls finish (GOAWAY), and cuts what is left after `graceMs`. */
   close(graceMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const end of [...this.streams]) end();
     for (const session of this.sessions) session.close();
     const force = setTimeout(() => {
       for (const session of this.sessions) session.destroy();
@@ -113,7 +121,7 @@ export class GrpcServer {
     const path = headers[':path'] ?? '';
     const route = this.routes.get(path);
     if (!route) {
-      this.fail(stream, GrpcStatus.UNIMPLEMENTED, `The server does not implement the method ${path}`);
+      this.fail(stream, path, GrpcStatus.UNIMPLEMENTED, `The server does not implement the method ${path}`);
       return;
     }
     const limit = this.options.maxRequestBytes + 5;
@@ -126,6 +134,7 @@ export class GrpcServer {
         stream.resume();
         this.fail(
           stream,
+          path,
           GrpcStatus.RESOURCE_EXHAUSTED,
           `Received message larger than max (${length - 5} vs. ${this.options.maxRequestBytes})`,
         );
@@ -138,82 +147,101 @@ export class GrpcServer {
       if (length > limit) return;
       const message = unframe(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length));
       if (typeof message === 'string') {
-        this.fail(stream, message === COMPRESSED ? GrpcStatus.UNIMPLEMENTED : GrpcStatus.INTERNAL, message);
+        this.fail(
+          stream,
+          path,
+          message === COMPRESSED ? GrpcStatus.UNIMPLEMENTED : GrpcStatus.INTERNAL,
+          message,
+        );
         return;
       }
-      if (route.kind === 'unary') this.runUnary(stream, route.handler, message);
-      else this.runStreaming(stream, route.handler, message);
+      if (route.kind === 'unary') this.runUnary(stream, path, route.handler, message);
+      else this.runStreaming(stream, path, route.handler, message);
     });
   }
 
-  private runUnary(stream: ServerHttp2Stream, handler: UnaryHandler, request: Buffer): void {
+  private runUnary(stream: ServerHttp2Stream, path: string, handler: UnaryHandler, request: Buffer): void {
     let answer: Buffer | Promise<Buffer>;
     try {
       answer = handler(request);
     } catch (error) {
-      this.failWith(stream, error);
+      this.failWith(stream, path, error);
       return;
     }
-    if (Buffer.isBuffer(answer)) this.reply(stream, answer);
+    if (Buffer.isBuffer(answer)) this.reply(stream, path, answer);
     else
-      answer.then(
-        (response) => this.reply(stream, response),
-        (error: unknown) => this.failWith(stream, error),
-      );
+      answer
+        .then((response) => this.reply(stream, path, response))
+        .catch((error: unknown) => this.failWith(stream, path, error));
   }
 
-  private reply(stream: ServerHttp2Stream, response: Buffer): void {
+  private reply(stream: ServerHttp2Stream, path: string, response: Buffer): void {
     if (stream.destroyed || stream.closed) return; // the client gave up (deadline, cancel)
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
     stream.end(frame(response));
+    this.options.onCallFinished?.(path, 'OK');
   }
 
-  private runStreaming(stream: ServerHttp2Stream, handler: StreamingHandler, request: Buffer): void {
+  private runStreaming(
+    stream: ServerHttp2Stream,
+    path: string,
+    handler: StreamingHandler,
+    request: Buffer,
+  ): void {
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
     const listeners: (() => void)[] = [];
+    const session = stream.session;
     let closed = false;
     const close = (): void => {
       if (closed) return;
       closed = true;
+      this.streams.delete(end);
+      session?.off('goaway', end);
       for (const listener of listeners) listener();
     };
+    // Ends the call with OK trailers: on the handler's end(), the client's GOAWAY and server close.
+    const end = (): void => {
+      if (!stream.destroyed && !stream.writableEnded) stream.end();
+      close();
+    };
+    this.streams.add(end);
     stream.once('close', close);
-    stream.session?.once('goaway', close);
+    session?.once('goaway', end);
     try {
       handler(request, {
         write: (message) => {
           if (!closed && !stream.destroyed) stream.write(frame(message));
         },
-        end: () => {
-          if (!stream.destroyed) stream.end();
-          close();
-        },
+        end,
         onClose: (listener) => listeners.push(listener),
       });
     } catch (error) {
       this.options.onError?.(error);
-      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      close();
+      if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
     }
+    this.options.onCallFinished?.(path, 'OK');
   }
 
-  private failWith(stream: ServerHttp2Stream, error: unknown): void {
+  private failWith(stream: ServerHttp2Stream, path: string, error: unknown): void {
     if (error instanceof GrpcError) {
-      this.fail(stream, error.code, error.message);
+      this.fail(stream, path, error.code, error.message);
       return;
     }
     this.options.onError?.(error);
-    this.fail(stream, GrpcStatus.INTERNAL, error instanceof Error ? error.message : String(error));
+    this.fail(stream, path, GrpcStatus.INTERNAL, error instanceof Error ? error.message : String(error));
   }
 
   /** A trailers-only response: the status in the one and only HEADERS frame. */
-  private fail(stream: ServerHttp2Stream, code: number, message: string): void {
+  private fail(stream: ServerHttp2Stream, path: string, code: number, message: string): void {
     if (stream.destroyed || stream.closed || stream.headersSent) return;
     stream.respond(
       { ...RESPONSE_HEADERS, 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) },
       { endStream: true },
     );
+    this.options.onCallFinished?.(path, CODE_NAMES.get(code) ?? String(code));
   }
 }
 

@@ -11,6 +11,14 @@ import type { GrpcServer, ServerStream } from './grpc-server.js';
 export const HEALTH_SERVICES = ['', 'runtime.v1.RuntimeService'] as const;
 
 const encode = (status: Serving): Buffer => Buffer.from(HealthCheckResponse.encode({ status }).finish());
+
+function serviceOf(bytes: Buffer): string {
+  try {
+    return HealthCheckRequest.decode(bytes).service;
+  } catch {
+    throw new GrpcError(GrpcStatus.INTERNAL, 'cannot decode the HealthCheckRequest');
+  }
+}
 const known = (service: string): boolean => (HEALTH_SERVICES as readonly string[]).includes(service);
 
 export class HealthState {
@@ -24,12 +32,12 @@ export class HealthState {
 
   register(server: GrpcServer): void {
     server.unary('/grpc.health.v1.Health/Check', (bytes) => {
-      const { service } = HealthCheckRequest.decode(bytes);
+      const service = serviceOf(bytes);
       if (!known(service)) throw new GrpcError(GrpcStatus.NOT_FOUND, `unknown service "${service}"`);
       return encode(this.serving);
     });
     server.serverStreaming('/grpc.health.v1.Health/Watch', (bytes, call) => {
-      const { service } = HealthCheckRequest.decode(bytes);
+      const service = serviceOf(bytes);
       if (!known(service)) {
         call.write(encode(Serving.SERVICE_UNKNOWN));
         return;

@@ -3,7 +3,7 @@
 // one is a few bytes.
 import { chmodSync } from 'node:fs';
 import { StatusRequest, VersionRequest, VersionResponse } from '../gen/runtime/v1/api.js';
-import { GrpcServer } from './grpc-server.js';
+import { GrpcError, GrpcServer, GrpcStatus } from './grpc-server.js';
 import { HealthState } from './health.js';
 import { criHandlers } from './service.js';
 import type { CriServiceOptions } from './service.js';
@@ -15,6 +15,22 @@ export interface CriServerOptions extends CriServiceOptions {
   socketPath: string;
   /** File mode of the socket, e.g. 0o660. */
   socketMode: number;
+  /** Once per answered call: the method name (Status, Version, Check, ...) and its gRPC code name. */
+  onCallFinished?: (method: string, code: string) => void;
+}
+
+/** Decodes a request, answering INTERNAL (not logged: a client's mistake, not ours) when it is not protobuf. */
+function decoding<T>(decode: (bytes: Buffer) => T): (bytes: Buffer) => T {
+  return (bytes) => {
+    try {
+      return decode(bytes);
+    } catch (error) {
+      throw new GrpcError(
+        GrpcStatus.INTERNAL,
+        `cannot decode the request: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  };
 }
 
 export class CriServer {
@@ -24,13 +40,25 @@ export class CriServer {
   private listening = false;
 
   constructor(private readonly options: CriServerOptions) {
-    this.server = new GrpcServer({ maxRequestBytes: MAX_REQUEST_BYTES, onError: options.onError });
+    const onCallFinished = options.onCallFinished;
+    this.server = new GrpcServer({
+      maxRequestBytes: MAX_REQUEST_BYTES,
+      onError: options.onError,
+      ...(onCallFinished
+        ? {
+            onCallFinished: (path: string, code: string) =>
+              onCallFinished(path.slice(path.lastIndexOf('/') + 1), code),
+          }
+        : {}),
+    });
     const handlers = criHandlers(options);
+    const versionRequest = decoding((bytes) => VersionRequest.decode(bytes));
+    const statusRequest = decoding((bytes) => StatusRequest.decode(bytes));
     this.server
       .unary('/runtime.v1.RuntimeService/Version', (bytes) =>
-        Buffer.from(VersionResponse.encode(handlers.version(VersionRequest.decode(bytes))).finish()),
+        Buffer.from(VersionResponse.encode(handlers.version(versionRequest(bytes))).finish()),
       )
-      .unary('/runtime.v1.RuntimeService/Status', (bytes) => handlers.status(StatusRequest.decode(bytes)));
+      .unary('/runtime.v1.RuntimeService/Status', (bytes) => handlers.status(statusRequest(bytes)));
     this.health.register(this.server);
   }
 
@@ -42,15 +70,20 @@ export class CriServer {
     const { socketPath, socketMode } = this.options;
     await claimSocketPath(socketPath);
     // Bind under a umask that already yields the final mode, so the socket is never wider than asked.
+    // bind(2) happens inside listen(), synchronously: the umask is restored before anything else runs.
     const umask = process.umask(0o777 & ~socketMode);
+    let listening: Promise<void>;
     try {
-      await this.server.listen(socketPath);
+      listening = this.server.listen(socketPath);
+    } finally {
+      process.umask(umask);
+    }
+    try {
+      await listening;
     } catch (error) {
       throw new Error(
         `cannot listen on ${socketPath}: ${error instanceof Error ? error.message : String(error)}`,
       );
-    } finally {
-      process.umask(umask);
     }
     chmodSync(socketPath, socketMode);
     this.ino = socketIno(socketPath);

@@ -33,8 +33,6 @@ export interface CriServiceOptions {
   runtimeCondition: () => RuntimeCondition;
   /** Everything `info` shows besides the network state. */
   infoContext: () => InfoContext;
-  /** Called once per Status call with its gRPC status code name, for metrics. */
-  onStatusServed?: (code: 'OK') => void;
   onError?: (error: unknown) => void;
 }
 
@@ -82,9 +80,7 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
         options.onError?.(error);
         state = refresher.state;
       }
-      const response = answer(state, request.verbose);
-      options.onStatusServed?.('OK');
-      return response;
+      return answer(state, request.verbose);
     },
   };
 }

@@ -29,7 +29,7 @@ import { EventCorrelator, eventName, eventsFor } from './events.js';
 import type { CorrelatorOptions, EventBody, EventIntent, PendingWrite } from './events.js';
 
 export const COMPONENT = 'cri-netstatus';
-export const DEFAULT_HEARTBEAT_MS = 5 * 60_000;
+export const DEFAULT_HEARTBEAT_MS = 10 * 60_000;
 export const DEFAULT_EVENT_NAMESPACE = 'default';
 
 export interface NodeReporterOptions {

@@ -9,7 +9,7 @@ import {
   HealthCheckResponse,
   HealthCheckResponse_ServingStatus,
 } from '../../src/gen/grpc/health/v1/health.js';
-import { startInProcess } from '../helpers/agent.js';
+import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import { conflist } from '../helpers/fs.js';
 
@@ -155,4 +155,42 @@ test('grpc.health.v1 reports SERVING for the server and the RuntimeService, NOT_
     Buffer.from(HealthCheckRequest.encode({ service: 'nope' }).finish()),
   );
   assert.equal(error?.code, grpcStatus.NOT_FOUND);
+});
+
+test('status_requests_total counts Status calls by gRPC code, failures included', async (t) => {
+  const { socket, client, metricsUrl } = await startInProcess(t);
+  const count = async (code: string) =>
+    (await scrape(metricsUrl, `cri_netstatus_status_requests_total{code="${code}"}`)) ?? 0;
+  const ok = await count('OK');
+  const internal = await count('INTERNAL');
+  await client.status();
+  await client.status(true);
+  await rawCall(socket, '/runtime.v1.RuntimeService/Status', Buffer.from([0x0a, 0xff, 0xff, 0xff]));
+  assert.equal(await count('OK'), ok + 2);
+  assert.equal(await count('INTERNAL'), internal + 1);
+});
+
+test('Health.Watch streams are ended with OK at shutdown, without waiting for the grace period', async (t) => {
+  const { socket, agent } = await startInProcess(t, ['--shutdown-grace', '10s']);
+  const client = new Client(`unix:${socket}`, credentials.createInsecure());
+  t.after(() => client.close());
+  const statuses: number[] = [];
+  const ended: Promise<number>[] = [];
+  for (let i = 0; i < 20; i++) {
+    const call = client.makeServerStreamRequest(
+      '/grpc.health.v1.Health/Watch',
+      (value: Buffer) => value,
+      (value: Buffer) => value,
+      Buffer.from(HealthCheckRequest.encode({ service: i % 2 ? '' : 'no-such-service' }).finish()),
+    );
+    call.on('data', (bytes: Buffer) => statuses.push(HealthCheckResponse.decode(bytes).status));
+    call.on('error', () => undefined);
+    ended.push(new Promise((resolve) => call.on('status', (s: { code: number }) => resolve(s.code))));
+  }
+  while (statuses.length < 20) await new Promise((resolve) => setTimeout(resolve, 10));
+  const started = Date.now();
+  await agent.stop();
+  const codes = await Promise.all(ended);
+  assert.ok(Date.now() - started < 3000, `stop took ${Date.now() - started} ms`);
+  assert.deepEqual(new Set(codes), new Set([grpcStatus.OK]));
 });

@@ -62,7 +62,7 @@ test('--stale-after turns NetworkReady false once a stale config has been served
   assert.equal(network.reason, 'NetworkPluginNotReady');
   assert.match(
     network.message,
-    /^Network plugin returns error: network config stale for \d+s \(over --stale-after\): .*10-a\.conflist: error parsing configuration list/,
+    /^Network plugin returns error: network config stale since \d{4}-\d\d-\d\dT[\d:.]+Z, longer than --stale-after 300ms: .*10-a\.conflist: error parsing configuration list/,
   );
   assert.equal(await scrape(metricsUrl, 'cri_netstatus_network_ready'), 0);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
@@ -219,4 +219,28 @@ test('logs say one line per state transition, never one per Status call', async 
     stale?.msg ?? '',
     /10-a\.conflist failed to load, keeping its last good content: error parsing configuration list: unexpected end of JSON input at line 1/,
   );
+});
+
+test('a start-up failure after the socket is up stops everything: exit 1, no socket left, no process left', async (t) => {
+  const root = tempDir(t);
+  const socket = join(root, 'cri.sock');
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.after(() => taken.close());
+  const address = taken.address();
+  assert.ok(address && typeof address === 'object');
+  const result = await runCli([
+    'serve',
+    '--cni-conf-dir',
+    confDirWith(root),
+    '--socket',
+    socket,
+    '--metrics-address',
+    `127.0.0.1:${address.port}`,
+    '--kube',
+    'off',
+  ]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /cannot listen on 127\.0\.0\.1:\d+ \(--metrics-address\): .*EADDRINUSE/);
+  assert.equal(existsSync(socket), false, 'the CRI socket is removed again');
 });

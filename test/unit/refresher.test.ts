@@ -273,3 +273,22 @@ test('the conf dir is re-listed only when its own stat changes, or while a chang
   assert.deepEqual(listed(), ['20-b.conflist']);
   assert.equal(lister.readdirs, reads + 1);
 });
+
+test('a plugin type no path can hold (NUL byte, 300 characters) is reported missing, never thrown', (t) => {
+  const { confDir, refresher } = setup(t);
+  writeFileSync(join(confDir, '10-a.conflist'), conflist('a', ['bridge\u0000x', 'p'.repeat(300), 'bridge']));
+  const state = refresher.refresh(true);
+  assert.deepEqual(state.files[0]?.missingBinaries, ['bridge\u0000x', 'p'.repeat(300)]);
+  assert.equal(state.selection.network?.name, 'a');
+});
+
+test('a plugin binary that becomes executable is found on the next refresh', (t) => {
+  const { confDir, binDir, refresher } = setup(t, 'crio');
+  writeFileSync(join(binDir, 'calico'), '#!/bin/sh\n', { mode: 0o644 });
+  writeFileSync(join(confDir, '10-calico.conflist'), conflist('calico', ['calico']));
+  assert.equal(refresher.refresh(true).selection.ready, false, 'not executable yet');
+  chmodSync(join(binDir, 'calico'), 0o755); // changes the file, not the bin dir's own stat
+  const state = refresher.refresh(true);
+  assert.deepEqual(state.files[0]?.missingBinaries, []);
+  assert.equal(state.selection.ready, true);
+});

@@ -2,7 +2,6 @@
 // gRPC Status, metrics and logs (and the Kubernetes view when enabled).
 import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
-import { describeChanges } from '../cni/changes.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
 import { SEMANTICS } from '../cni/types.js';
 import { ConfDirWatcher } from '../cni/watcher.js';
@@ -211,7 +210,7 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
   });
   refresher.onRefresh((report) => {
     metrics.observeRefresh(report);
-    for (const change of describeChanges(report.previous, report.state)) {
+    for (const change of report.changes) {
       const { severity, message, ...fields } = change;
       if (severity === 'warning') log.warn(fields, message);
       else log.info(fields, message);

@@ -5,6 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { BinaryLocator } from './binaries.js';
+import { describeChanges } from './changes.js';
+import type { Change } from './changes.js';
 import {
   ConfDirLister,
   RACY_WINDOW_MS,
@@ -44,6 +46,8 @@ export interface RefreshReport {
   previous: NetworkState;
   /** Set when this refresh saw a failure that the previous one did not (counted once per change on disk). */
   newFailure?: FailureReason;
+  /** What changed from `previous` to `state`, computed once for every view (logs, Events). */
+  changes: readonly Change[];
 }
 
 export interface RefreshStats {
@@ -179,6 +183,7 @@ export class Refresher {
       state,
       previous,
       ...(newFailure ? { newFailure } : {}),
+      changes: state === previous ? [] : describeChanges(previous, state),
     };
     for (const listener of this.listeners) {
       try {

@@ -177,8 +177,7 @@ export class NodeReporter {
     const ready = this.options.networkReady();
     const { state } = report;
     if (state.generation === this.generation && ready === this.ready) return;
-    const changes: Change[] =
-      state.generation === this.generation ? [] : describeChanges(report.previous, state);
+    const changes: readonly Change[] = state.generation === this.generation ? [] : report.changes;
     const intents = eventsFor(changes);
     // NetworkReady as served can flip without the selection flipping (--stale-after): say so too.
     if (ready !== this.ready && state.selection.ready === this.selectionReady) {

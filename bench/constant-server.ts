@@ -12,7 +12,8 @@ import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { handleUnaryCall } from '@grpc/grpc-js';
-import { RuntimeServiceService, StatusResponse } from '../src/gen/runtime/v1/api.js';
+import { RuntimeServiceService } from '../src/gen/runtime/v1/api.js';
+import { CONSTANT_STATUS_ANSWER } from './lib/constant-answer.js';
 import type { StatusRequest } from '../src/gen/runtime/v1/api.js';
 
 const { values } = parseArgs({ options: { socket: { type: 'string' }, defer: { type: 'boolean' } } });
@@ -22,20 +23,7 @@ if (!socket) {
   process.exit(2);
 }
 
-const answer = Buffer.from(
-  StatusResponse.encode({
-    status: {
-      conditions: [
-        { type: 'RuntimeReady', status: true, reason: '', message: '' },
-        { type: 'NetworkReady', status: true, reason: '', message: '' },
-        { type: 'NetworkConfigUpToDate', status: true, reason: '', message: '' },
-      ],
-    },
-    info: {},
-    runtimeHandlers: [],
-    features: undefined,
-  }).finish(),
-);
+const answer = CONSTANT_STATUS_ANSWER;
 
 const definition = {
   status: { ...RuntimeServiceService.status, responseSerialize: (value: Buffer): Buffer => value },

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../test/helpers/agent.js';
-import { criClient } from '../test/helpers/cri.js';
+import { criClient, quantile, statusLatencies } from '../test/helpers/cri.js';
 import type { CriClient } from '../test/helpers/cri.js';
 import { conflist } from '../test/helpers/fs.js';
 import { sleep, startContainerd } from '../test/e2e/harness/containerd.js';
@@ -56,14 +56,8 @@ interface Row {
 
 async function measure(label: string, client: CriClient, calls: number): Promise<Row> {
   for (let i = 0; i < 200; i++) await client.status(); // warm-up
-  const times: number[] = [];
-  for (let i = 0; i < calls; i++) {
-    const started = process.hrtime.bigint();
-    await client.status();
-    times.push(Number(process.hrtime.bigint() - started) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
+  const times = await statusLatencies(client, calls);
+  const at = (q: number): number => quantile(times, q);
   const runtime = (await client.status()).status?.conditions.find((c) => c.type === 'RuntimeReady');
   return {
     label,

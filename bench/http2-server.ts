@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { constants, createServer } from 'node:http2';
 import type { ServerHttp2Stream } from 'node:http2';
 import { parseArgs } from 'node:util';
-import { StatusResponse } from '../src/gen/runtime/v1/api.js';
+import { CONSTANT_STATUS_ANSWER } from './lib/constant-answer.js';
 
 const { values } = parseArgs({ options: { socket: { type: 'string' } } });
 const socket = values.socket;
@@ -17,18 +17,7 @@ if (!socket) {
   process.exit(2);
 }
 
-const message = StatusResponse.encode({
-  status: {
-    conditions: [
-      { type: 'RuntimeReady', status: true, reason: '', message: '' },
-      { type: 'NetworkReady', status: true, reason: '', message: '' },
-      { type: 'NetworkConfigUpToDate', status: true, reason: '', message: '' },
-    ],
-  },
-  info: {},
-  runtimeHandlers: [],
-  features: undefined,
-}).finish();
+const message = CONSTANT_STATUS_ANSWER;
 const framed = Buffer.alloc(5 + message.length);
 framed.writeUInt32BE(message.length, 1);
 framed.set(message, 5);

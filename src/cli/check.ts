@@ -7,7 +7,7 @@ import { fileReport, verdictReport } from '../cni/report.js';
 import type { FileReport, VerdictReport } from '../cni/report.js';
 import { SEMANTICS } from '../cni/types.js';
 import type { Semantics } from '../cni/types.js';
-import { helpText, list, nonEmpty, oneOf, parseFlags, size, text } from './flags.js';
+import { helpText, list, nonEmpty, oneOf, parseFlags, size, text, helpFlag } from './flags.js';
 
 export const checkFlags = {
   'cni-conf-dir': {
@@ -45,14 +45,7 @@ export const checkFlags = {
     env: false,
     parse: oneOf(['json', 'text'] as const),
   },
-  help: {
-    description: 'show this help',
-    boolean: true,
-    short: 'h',
-    env: false,
-    default: 'false',
-    parse: (raw: string) => raw === 'true',
-  },
+  help: helpFlag,
 } as const;
 
 export interface CheckReport {

@@ -107,6 +107,16 @@ export function helpText(command: string, summary: string, table: FlagTable): st
   return `${lines.join('\n')}\n`;
 }
 
+/** `-h, --help`, the same on every command. */
+export const helpFlag = {
+  description: 'show this help',
+  boolean: true,
+  short: 'h',
+  env: false,
+  default: 'false',
+  parse: (raw: string): boolean => raw === 'true',
+} as const;
+
 // Value parsers. Each throws with a short reason; parseFlags adds the flag and what it accepts.
 
 export const text = (raw: string): string => raw;

@@ -28,6 +28,7 @@ import {
   size,
   text,
   unixEndpoint,
+  helpFlag,
 } from './flags.js';
 import type { FlagValues } from './flags.js';
 
@@ -134,14 +135,7 @@ export const serveFlags = {
     accepts: 'json, text',
     parse: oneOf(['json', 'text'] as const),
   },
-  help: {
-    description: 'show this help',
-    boolean: true,
-    short: 'h',
-    env: false,
-    default: 'false',
-    parse: (raw: string) => raw === 'true',
-  },
+  help: helpFlag,
 } as const;
 
 export type ServeConfig = FlagValues<typeof serveFlags>;

@@ -5,7 +5,7 @@ import { Metadata, credentials } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
 import { RuntimeServiceClient } from '../gen/runtime/v1/api.js';
 import type { StatusResponse, VersionResponse } from '../gen/runtime/v1/api.js';
-import { duration, helpText, oneOf, parseFlags, unixEndpoint } from './flags.js';
+import { duration, helpText, oneOf, parseFlags, unixEndpoint, helpFlag } from './flags.js';
 
 export const statusFlags = {
   socket: {
@@ -31,14 +31,7 @@ export const statusFlags = {
     parse: oneOf(['json', 'table'] as const),
   },
   timeout: { description: 'give up after this long', default: '5s', accepts: 'a duration', parse: duration },
-  help: {
-    description: 'show this help',
-    boolean: true,
-    short: 'h',
-    env: false,
-    default: 'false',
-    parse: (raw: string) => raw === 'true',
-  },
+  help: helpFlag,
 } as const;
 
 export const STATUS_SUMMARY =

@@ -242,34 +242,39 @@ function notAnObject(value: unknown): string {
   return `json: cannot unmarshal ${goType(value)} into Go value of type map[string]interface {}`;
 }
 
-/** The Go type name encoding/json would report for a JSON value. */
-function goType(value: unknown): string {
+type JsonKind = 'null' | 'array' | 'number' | 'boolean' | 'string' | 'object';
+
+function jsonKind(value: unknown): JsonKind {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
-  switch (typeof value) {
-    case 'number':
-      return 'number';
-    case 'boolean':
-      return 'bool';
-    case 'string':
-      return 'string';
-    default:
-      return 'object';
-  }
+  const type = typeof value;
+  return type === 'number' || type === 'boolean' || type === 'string' ? type : 'object';
+}
+
+/** How Go names a JSON value: in encoding/json's unmarshal errors, and as `%T` of an interface{} (libcni). */
+const GO_UNMARSHAL_NAME: Record<JsonKind, string> = {
+  null: 'null',
+  array: 'array',
+  number: 'number',
+  boolean: 'bool',
+  string: 'string',
+  object: 'object',
+};
+const GO_DYNAMIC_NAME: Record<JsonKind, string> = {
+  null: '<nil>',
+  array: '[]interface {}',
+  number: 'float64',
+  boolean: 'bool',
+  string: 'string',
+  object: 'map[string]interface {}',
+};
+
+/** The Go type name encoding/json would report for a JSON value. */
+function goType(value: unknown): string {
+  return GO_UNMARSHAL_NAME[jsonKind(value)];
 }
 
 /** Go's `%T` of a value decoded into interface{}, as libcni prints it. */
 function goDynamicType(value: unknown): string {
-  if (value === null) return '<nil>';
-  if (Array.isArray(value)) return '[]interface {}';
-  switch (typeof value) {
-    case 'number':
-      return 'float64';
-    case 'boolean':
-      return 'bool';
-    case 'string':
-      return 'string';
-    default:
-      return 'map[string]interface {}';
-  }
+  return GO_DYNAMIC_NAME[jsonKind(value)];
 }

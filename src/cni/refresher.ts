@@ -88,16 +88,7 @@ export class Refresher {
   constructor(readonly options: RefresherOptions) {
     this.binaries = new BinaryLocator(options.binDirs);
     this.lister = new ConfDirLister(options.confDir);
-    const nothing: Selection = { ready: false, stale: false, reason: 'network config not loaded yet' };
-    this.current = {
-      generation: 0,
-      confDir: options.confDir,
-      binDirs: options.binDirs,
-      semantics: options.semantics,
-      files: [],
-      selection: nothing,
-      verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
-    };
+    this.current = initialState(options);
   }
 
   get state(): NetworkState {
@@ -361,6 +352,20 @@ export class Refresher {
       ...(staleSince !== undefined ? { staleSince } : {}),
     };
   }
+}
+
+/** The state before the first refresh (generation 0): nothing loaded under any profile. */
+export function initialState(of: Pick<NetworkState, 'confDir' | 'binDirs' | 'semantics'>): NetworkState {
+  const nothing: Selection = { ready: false, stale: false, reason: 'network config not loaded yet' };
+  return {
+    generation: 0,
+    confDir: of.confDir,
+    binDirs: of.binDirs,
+    semantics: of.semantics,
+    files: [],
+    selection: nothing,
+    verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
+  };
 }
 
 function firstError(

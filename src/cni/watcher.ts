@@ -6,6 +6,7 @@
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { isErrno } from './files.js';
 import type { Refresher } from './refresher.js';
 
 export interface WatcherOptions {
@@ -79,7 +80,7 @@ export class ConfDirWatcher {
       });
       return watcher;
     } catch (error) {
-      if (!(error instanceof Error && 'code' in error && error.code === 'ENOENT')) {
+      if (!isErrno(error, 'ENOENT')) {
         this.options.onWatchError?.(path, error instanceof Error ? error : new Error(String(error)));
       }
       return undefined;

@@ -7,6 +7,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { describeChanges } from '../cni/changes.js';
 import type { Change } from '../cni/changes.js';
+import { initialState } from '../cni/refresher.js';
 import type { RefreshReport } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
 import type { Logger } from '../log.js';
@@ -164,7 +165,7 @@ export class NodeReporter {
     this.selectionReady = state.selection.ready;
     this.tracked = observe(undefined, desiredCondition(state, ready), this.now());
     // What an earlier run of the agent would have reported already; decided once the Node is read.
-    this.startupIntents = eventsFor(describeChanges(emptyState(state), state));
+    this.startupIntents = eventsFor(describeChanges(initialState(state), state));
   }
 
   start(): void {
@@ -454,18 +455,4 @@ export class NodeReporter {
       }
     }
   }
-}
-
-/** The state before the first refresh, so the first real state reads as a change from nothing. */
-function emptyState(state: NetworkState): NetworkState {
-  const nothing = { ready: false, stale: false };
-  return {
-    generation: 0,
-    confDir: state.confDir,
-    binDirs: state.binDirs,
-    semantics: state.semantics,
-    files: [],
-    selection: nothing,
-    verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
-  };
 }

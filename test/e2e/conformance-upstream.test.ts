@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { AgentProcess } from '../helpers/agent.js';
 import { scrape, spawnServe } from '../helpers/agent.js';
-import { condition, criClient, parsedInfo } from '../helpers/cri.js';
+import { condition, criClient, parsedInfo, quantile, statusLatencies } from '../helpers/cri.js';
 import type { CriClient } from '../helpers/cri.js';
 import { conflist, tempDir } from '../helpers/fs.js';
 import {
@@ -74,14 +74,8 @@ interface Latency {
 
 /** Sequential non-verbose Status calls, as kubelet makes them; milliseconds. */
 async function statusLatency(client: CriClient, calls = 300): Promise<Latency> {
-  const times: number[] = [];
-  for (let i = 0; i < calls; i++) {
-    const started = process.hrtime.bigint();
-    await client.status();
-    times.push(Number(process.hrtime.bigint() - started) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
+  const times = await statusLatencies(client, calls);
+  const at = (q: number): number => quantile(times, q);
   return { calls, p50: at(0.5), p99: at(0.99), max: times[times.length - 1] ?? NaN };
 }
 

@@ -42,3 +42,19 @@ export function parsedInfo(response: StatusResponse): Record<string, unknown> {
     Object.entries(response.info).map(([key, value]) => [key, JSON.parse(value) as unknown]),
   );
 }
+
+/** Sequential non-verbose Status calls, as kubelet makes them: each call's latency in ms, sorted. */
+export async function statusLatencies(client: CriClient, calls: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const started = process.hrtime.bigint();
+    await client.status();
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/** The q-quantile (0..1) of sorted values. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}

@@ -29,7 +29,10 @@ export function backoffDelay(attempt: number, options: BackoffOptions = DEFAULT_
  * [interval, interval × (1 + factor)). It never beats faster than asked.
  */
 export function jittered(intervalMs: number, factor = 0.1, random: () => number = Math.random): number {
-  return Math.round(intervalMs * (1 + factor * random()));
+  // Whole milliseconds picked below an integer spread: rounding a product of floats could land
+  // a pick near 1 on the excluded upper bound.
+  const spread = Math.floor(intervalMs * factor);
+  return intervalMs + Math.floor(spread * random());
 }
 
 /**

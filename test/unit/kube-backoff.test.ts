@@ -28,6 +28,8 @@ test('the heartbeat is jittered upwards only: never faster than asked, at most 1
     jittered(300_000, 0.1, () => 0.5),
     315_000,
   );
+  // The largest pick Math.random can return must still stay under the bound.
+  assert.ok(jittered(300_000, 0.1, () => 1 - Number.EPSILON) < 330_000);
   for (let i = 0; i < 1000; i++) {
     const period = jittered(300_000);
     assert.ok(period >= 300_000 && period < 330_000, `${period}`);

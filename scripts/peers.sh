@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install/build every real test peer the e2e tests use, and cache them OUTSIDE the repo.
 #
-#   scripts/peers.sh [all|debs|crictl|critest|helm|etcd|kube-apiserver]...   (default: all)
+#   scripts/peers.sh [all|debs|crictl|critest|helm|etcd|kube-apiserver|crds]...   (default: all)
 #   eval "$(scripts/peers.sh env)"     # export CRI_NETSTATUS_<PEER>=/abs/path for every peer
 #
 # Go peers are built from published modules with the wrapper-module recipe of
@@ -18,6 +18,7 @@ CRI_TOOLS_VERSION=${CRI_NETSTATUS_CRI_TOOLS_VERSION:-v1.37.0}     # sigs.k8s.io/
 HELM_VERSION=${CRI_NETSTATUS_HELM_VERSION:-v4.3.1}               # helm.sh/helm/v4
 ETCD_VERSION=${CRI_NETSTATUS_ETCD_VERSION:-v3.6.16}              # go.etcd.io/etcd/server/v3
 KUBE_VERSION=${CRI_NETSTATUS_KUBE_VERSION:-v1.37.2}              # k8s.io/kubernetes (kube-apiserver)
+PROMETHEUS_OPERATOR_VERSION=${CRI_NETSTATUS_PROMETHEUS_OPERATOR_VERSION:-v0.85.0} # its CRDs, for deploy/
 DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf)
 
 ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
@@ -46,6 +47,8 @@ peer_version() {
   esac
 }
 peer_bin() { echo "$ROOT/$1-$(peer_version "$1")/bin/$1"; }
+crds_dir() { echo "$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"; }
+MONITORING_CRDS=(podmonitors servicemonitors prometheusrules)
 
 # step PEER VERSION WHAT -- CMD...: run CMD, and fail loudly naming the peer and version.
 step() {
@@ -146,6 +149,32 @@ build_kube_apiserver() {
     "$ld" build kube_staging_replaces
 }
 
+# The real PodMonitor/ServiceMonitor/PrometheusRule CRDs, from the prometheus-operator module's
+# example/prometheus-operator-crd (the go command fetches and verifies the module zip; no build).
+fetch_crds() {
+  local ver=$PROMETHEUS_OPERATOR_VERSION dir kind module=github.com/prometheus-operator/prometheus-operator
+  dir=$(crds_dir)
+  local complete=1
+  for kind in "${MONITORING_CRDS[@]}"; do [[ -s $dir/monitoring.coreos.com_$kind.yaml ]] || complete=; done
+  if [[ -n $complete ]]; then
+    log "crds $ver: cached at $dir"
+    return 0
+  fi
+  command -v go >/dev/null || die "crds $ver: the go command is not installed"
+  local json src tmp="$dir.tmp.$$"
+  json=$(go -C "$ROOT/src" mod download -json "$module@$ver") || die "crds $ver: go mod download $module@$ver failed"
+  src=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [[ -d $src/example/prometheus-operator-crd ]] || die "crds $ver: no example/prometheus-operator-crd in '$src'"
+  rm -rf "$dir.tmp."*
+  mkdir -p "$tmp"
+  for kind in "${MONITORING_CRDS[@]}"; do
+    cp "$src/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$tmp/" ||
+      die "crds $ver: $module has no monitoring.coreos.com_$kind.yaml"
+  done
+  rm -rf "$dir" && mv "$tmp" "$dir"
+  log "crds $ver: ${MONITORING_CRDS[*]} -> $dir"
+}
+
 deb_installed() {
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
@@ -186,6 +215,7 @@ print_env() {
   emit CRI_NETSTATUS_HELM "$(peer_bin helm)"
   emit CRI_NETSTATUS_ETCD "$(peer_bin etcd)"
   emit CRI_NETSTATUS_KUBE_APISERVER "$(peer_bin kube-apiserver)"
+  emit CRI_NETSTATUS_MONITORING_CRDS "$(crds_dir)"
   emit CRI_NETSTATUS_CONTAINERD "$CONTAINERD_BIN"
   emit CRI_NETSTATUS_PROMETHEUS "$PROMETHEUS_BIN"
   emit CRI_NETSTATUS_PROMTOOL "$PROMTOOL_BIN"
@@ -207,8 +237,8 @@ main() {
       env) print_env; return 0 ;;
       -h | --help | help) usage ;;
       # cheapest first, kube-apiserver last; one at a time (2-core CI machines)
-      all) targets+=(debs crictl critest helm etcd kube-apiserver) ;;
-      debs | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
+      all) targets+=(debs crds crictl critest helm etcd kube-apiserver) ;;
+      debs | crds | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
       *) log "unknown target '$a'"; usage ;;
     esac
   done
@@ -220,6 +250,7 @@ main() {
   for a in "${targets[@]}"; do
     case $a in
       debs) install_debs ;;
+      crds) fetch_crds ;;
       crictl) build_crictl ;;
       critest) build_critest ;;
       helm) build_helm ;;

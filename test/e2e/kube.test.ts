@@ -29,7 +29,6 @@ const NAMESPACE = 'kube-system';
 const RELEASE = 'cri-netstatus';
 const SERVICE_ACCOUNT = 'cri-netstatus';
 const AGENT_USER = `system:serviceaccount:${NAMESPACE}:${SERVICE_ACCOUNT}`;
-const PROMETHEUS_OPERATOR = 'github.com/prometheus-operator/prometheus-operator@v0.85.0';
 
 interface NodeCondition {
   type: string;
@@ -261,22 +260,9 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
   });
 
   test('kubectl apply --dry-run=server accepts every manifest in deploy/ (with the prometheus-operator CRDs)', async (t) => {
-    // The monitoring manifests need the prometheus-operator CRDs: the real ones, from the
-    // prometheus-operator Go module (fetched by the go command into its module cache).
-    const download = await run('go', ['mod', 'download', '-json', PROMETHEUS_OPERATOR], {
-      timeoutMs: 300_000,
-      cwd: tmpdir(),
-    });
-    assert.equal(
-      download.code,
-      0,
-      `${describeRun('go', ['mod', 'download', PROMETHEUS_OPERATOR], download)}\n(the CRDs come from this Go module)`,
-    );
-    const crds = join(
-      (JSON.parse(download.stdout) as { Dir: string }).Dir,
-      'example',
-      'prometheus-operator-crd',
-    );
+    // The monitoring manifests need the prometheus-operator CRDs: the real ones, which
+    // scripts/peers.sh takes from the prometheus-operator Go module.
+    const crds = requirePeers('monitoringCrds').monitoringCrds;
     for (const kind of ['podmonitors', 'servicemonitors', 'prometheusrules']) {
       await cp.kubectlOk(['create', '-f', join(crds, `monitoring.coreos.com_${kind}.yaml`)]);
     }

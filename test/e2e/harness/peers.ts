@@ -14,6 +14,7 @@ export const PEER_VARIABLES = {
   helm: 'CRI_NETSTATUS_HELM',
   etcd: 'CRI_NETSTATUS_ETCD',
   kubeApiserver: 'CRI_NETSTATUS_KUBE_APISERVER',
+  monitoringCrds: 'CRI_NETSTATUS_MONITORING_CRDS',
   containerd: 'CRI_NETSTATUS_CONTAINERD',
   prometheus: 'CRI_NETSTATUS_PROMETHEUS',
   promtool: 'CRI_NETSTATUS_PROMTOOL',
@@ -31,6 +32,7 @@ const PEER_TARGET: Record<PeerName, string> = {
   helm: 'helm',
   etcd: 'etcd',
   kubeApiserver: 'kube-apiserver',
+  monitoringCrds: 'crds',
   containerd: 'debs',
   prometheus: 'debs',
   promtool: 'debs',
@@ -80,7 +82,7 @@ export function requirePeers<K extends PeerName>(...names: K[]): Pick<PeerPaths,
   const missing: string[] = [];
   for (const name of names) {
     const path = paths[name];
-    const isDir = name === 'cniBinDir' || name === 'peersDir';
+    const isDir = name === 'cniBinDir' || name === 'peersDir' || name === 'monitoringCrds';
     try {
       if (isDir) {
         if (!statSync(path).isDirectory()) throw new Error('not a directory');

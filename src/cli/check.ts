@@ -1,6 +1,6 @@
 // `cri-netstatus check`: an offline lint of a conf dir with the daemon's own loader, reporting the
 // verdict under every selection profile, so an operator can see what the node's runtime will do.
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
 import { fileReport, verdictReport } from '../cni/report.js';
@@ -66,17 +66,21 @@ export function runCheck(options: {
   hostRoot?: string | undefined;
   maxFileSize: number;
 }): CheckReport {
-  const onHost = (path: string): string => (options.hostRoot ? join(options.hostRoot, path) : resolve(path));
+  // Under a host root the paths are the node's own (relative ones from its /), and symlinks are
+  // followed as the node would follow them, not into this container's filesystem.
+  const { hostRoot } = options;
+  const onHost = (path: string): string => (hostRoot ? resolve('/', path) : resolve(path));
   const refresher = new Refresher({
     confDir: onHost(options.confDir),
     binDirs: options.binDirs.map(onHost),
     semantics: 'isulad',
     maxFileSize: options.maxFileSize,
+    ...(hostRoot ? { root: resolve(hostRoot) } : {}),
   });
   const state = refresher.refresh();
   return {
     confDir: state.confDir,
-    ...(options.hostRoot ? { hostRoot: options.hostRoot } : {}),
+    ...(hostRoot ? { hostRoot: resolve(hostRoot) } : {}),
     binDirs: [...state.binDirs],
     dirError: state.dirError?.message ?? null,
     files: state.files.map(fileReport),
@@ -106,8 +110,9 @@ export function check(argv: string[], env: NodeJS.ProcessEnv): number {
 
 export function formatCheck(report: CheckReport, semantics: Semantics): string {
   const chosen = report.verdicts[semantics];
+  const where = report.hostRoot ? `${report.confDir} (under ${report.hostRoot})` : report.confDir;
   const lines = [
-    `${report.confDir}: ${chosen.ready ? `READY: network "${chosen.network ?? ''}" from ${chosen.file ?? '?'}` : `NOT READY: ${chosen.reason ?? ''}`} (${semantics} semantics)`,
+    `${where}: ${chosen.ready ? `READY: network "${chosen.network ?? ''}" from ${chosen.file ?? '?'}` : `NOT READY: ${chosen.reason ?? ''}`} (${semantics} semantics)`,
   ];
   if (report.dirError) lines.push(`  directory: ${report.dirError}`);
   if (report.files.length === 0 && !report.dirError) lines.push('  no .conf, .conflist or .json files');

@@ -10,13 +10,17 @@ export class BinaryLocator {
   private readonly found = new Map<string, true>();
   private dirsKey = '';
 
-  constructor(readonly dirs: readonly string[]) {}
+  /** `onDisk` maps a path to the one to stat (`check --host-root` resolves links under the root). */
+  constructor(
+    readonly dirs: readonly string[],
+    private readonly onDisk: (path: string) => string = (path) => path,
+  ) {}
 
   /** Revalidates the cache; returns true when a bin dir changed since the last call. */
   revalidate(): boolean {
     const key = this.dirs
       .map((dir) => {
-        const stats = statQuietly(dir);
+        const stats = statQuietly(this.onDisk(dir));
         return stats ? `${stats.ino}:${stats.mtimeMs}:${stats.ctimeMs}` : '-';
       })
       .join('|');
@@ -34,7 +38,9 @@ export class BinaryLocator {
   private exists(type: string): boolean {
     if (this.found.get(type)) return true;
     const hit =
-      !type.includes('/') && type !== '' && this.dirs.some((dir) => isExecutableFile(join(dir, type)));
+      !type.includes('/') &&
+      type !== '' &&
+      this.dirs.some((dir) => isExecutableFile(this.onDisk(join(dir, type))));
     if (hit) this.found.set(type, true);
     return hit;
   }

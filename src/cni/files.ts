@@ -15,7 +15,7 @@ import {
   statSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { extname } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import type { LoadError } from './types.js';
 
 export const CONFIG_EXTENSIONS = new Set(['.conf', '.conflist', '.json']);
@@ -91,10 +91,11 @@ export interface FileStat {
   stats: Stats;
 }
 
-export function statFile(path: string): FileStat | undefined | LoadError {
+/** `listed` is the name as the dir listing holds it, when `path` is that name already resolved. */
+export function statFile(path: string, listed = path): FileStat | undefined | LoadError {
   try {
     const stats = statSync(path, { throwIfNoEntry: false });
-    if (stats === undefined) return danglingLink(path);
+    if (stats === undefined) return danglingLink(listed);
     return {
       key: `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`,
       ctimeMs: stats.ctimeMs,
@@ -116,6 +117,47 @@ function danglingLink(path: string): undefined | LoadError {
   } catch {
     return undefined;
   }
+}
+
+/** Symlinks followed before ELOOP, as Linux does. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * Where `path` leads when `root` is taken for `/`: every symlink on the way, absolute or
+ * relative, is followed inside `root`, and `..` stops at it, as under chroot. Under
+ * `kubectl debug node/…` the node's files are at /host, and a link such as
+ * /etc/cni/net.d/10-flannel.conflist -> /run/flannel/cni.conf must lead to /host/run/flannel,
+ * not into the debug container's own /run. A missing component ends the walk; the rest is kept
+ * as written, so the caller's stat reports it missing. A link loop is left for stat to report.
+ */
+export function resolveUnderRoot(root: string, path: string): string {
+  const top = resolve(root);
+  const done: string[] = [];
+  let pending = path.split('/');
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift() ?? '';
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const here = join(top, ...done, part);
+    let target: string;
+    try {
+      if (!lstatSync(here).isSymbolicLink()) {
+        done.push(part);
+        continue;
+      }
+      target = readlinkSync(here);
+    } catch {
+      return join(here, ...pending);
+    }
+    if (++links > MAX_SYMLINKS) return join(here, ...pending);
+    if (target.startsWith('/')) done.length = 0;
+    pending = [...target.split('/'), ...pending];
+  }
+  return join(top, ...done);
 }
 
 export type ReadResult =

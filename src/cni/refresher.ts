@@ -13,6 +13,7 @@ import {
   nonRegularKind,
   notRegular,
   readConfigFile,
+  resolveUnderRoot,
   statFile,
 } from './files.js';
 import { parseConfig } from './parse.js';
@@ -34,6 +35,11 @@ export interface RefresherOptions {
   binDirs: readonly string[];
   semantics: Semantics;
   maxFileSize: number;
+  /**
+   * Read the dirs as if this were `/` (`check --host-root`): confDir and binDirs are the node's
+   * paths, and every symlink on the way is followed under the root.
+   */
+  root?: string;
   /** Errors of background refreshes and of listeners (bugs, never config problems): logged, not thrown. */
   onError?: (error: unknown) => void;
 }
@@ -84,10 +90,13 @@ export class Refresher {
   private binCheckedAt = -Infinity;
   private current: NetworkState;
   private dirIno: number | undefined;
+  private readonly onDisk: (path: string) => string;
 
   constructor(readonly options: RefresherOptions) {
-    this.binaries = new BinaryLocator(options.binDirs);
-    this.lister = new ConfDirLister(options.confDir);
+    const { root } = options;
+    this.onDisk = root === undefined ? (path) => path : (path) => resolveUnderRoot(root, path);
+    this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
+    this.lister = new ConfDirLister(this.onDisk(options.confDir));
     this.current = initialState(options);
   }
 
@@ -265,7 +274,8 @@ export class Refresher {
     now: number,
     maxFileSize: number,
   ): FileRecord | undefined {
-    const stat = statFile(path);
+    const target = this.onDisk(path);
+    const stat = statFile(target, join(this.lister.dir, name));
     if (stat === undefined) return undefined;
     if (!('key' in stat)) return this.withResult(name, path, before, { ok: false, error: stat }, now);
     const racy = before !== undefined && before.readAtMs - before.ctimeMs < RACY_WINDOW_MS;
@@ -273,7 +283,7 @@ export class Refresher {
 
     const kind = nonRegularKind(stat.stats);
     if (kind) return this.withResult(name, path, before, { ok: false, error: notRegular(kind) }, now, stat);
-    const read = readConfigFile(path, maxFileSize);
+    const read = readConfigFile(target, maxFileSize);
     this.stats.filesRead++;
     if (!read.ok && 'gone' in read) return undefined;
     if (read.ok && before?.bytes?.equals(read.bytes)) {

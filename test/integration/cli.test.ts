@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, mkdirSync, writeFileSync, cpSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, writeFileSync, cpSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO_ROOT, runCli, spawnServe } from '../helpers/agent.js';
@@ -115,9 +115,51 @@ test("check --host-root reads the node's dirs under the mounted root", async (t)
   const { code, stdout } = await runCli(['check', '--host-root', host, '-o', 'json']);
   assert.equal(code, 0, stdout);
   const report = JSON.parse(stdout) as CheckJson & { hostRoot: string };
-  assert.equal(report.confDir, join(host, 'etc', 'cni', 'net.d'));
+  assert.equal(report.confDir, '/etc/cni/net.d', "the node's own path");
   assert.equal(report.hostRoot, host);
   assert.equal(report.verdicts.crio?.ready, true, 'binaries are found under the host root');
+});
+
+test("check --host-root follows the node's absolute symlinks under the root, not in its own filesystem", async (t) => {
+  // As flannel, k3s and Multus installs lay it out: the conf dir, a config and a plugin binary are
+  // absolute links that only make sense from the node's /. Followed from the debug container's
+  // own /, each would be missing.
+  const host = tempDir(t);
+  const confDir = join(host, 'var', 'lib', 'rancher', 'cni', 'net.d');
+  mkdirSync(confDir, { recursive: true });
+  mkdirSync(join(host, 'etc', 'cni'), { recursive: true });
+  symlinkSync('/var/lib/rancher/cni/net.d', join(host, 'etc', 'cni', 'net.d'));
+  mkdirSync(join(host, 'run', 'flannel'), { recursive: true });
+  writeFileSync(join(host, 'run', 'flannel', 'cni.conflist'), conflist('cbr0', ['flannel', 'portmap']));
+  symlinkSync('/run/flannel/cni.conflist', join(confDir, '10-flannel.conflist'));
+  symlinkSync('/run/gone/cni.conflist', join(confDir, '20-dangling.conflist'));
+  mkdirSync(join(host, 'usr', 'libexec', 'cni'), { recursive: true });
+  mkdirSync(join(host, 'opt', 'cni', 'bin'), { recursive: true });
+  cpSync(join(BIN, 'portmap'), join(host, 'opt', 'cni', 'bin', 'portmap'));
+  cpSync(join(BIN, 'bridge'), join(host, 'usr', 'libexec', 'cni', 'flannel'));
+  symlinkSync('/usr/libexec/cni/flannel', join(host, 'opt', 'cni', 'bin', 'flannel'));
+
+  const { code, stdout } = await runCli(['check', '--host-root', host, '-o', 'json']);
+  assert.equal(code, 0, stdout);
+  const report = JSON.parse(stdout) as CheckJson;
+  const byFile = new Map(report.files.map((file) => [file.file, file]));
+  assert.equal(byFile.get('10-flannel.conflist')?.status, 'accepted', stdout);
+  assert.deepEqual(
+    byFile.get('10-flannel.conflist')?.missingBinaries,
+    [],
+    'the linked plugin binary is found',
+  );
+  assert.equal(byFile.get('20-dangling.conflist')?.status, 'rejected', stdout);
+  assert.match(
+    byFile.get('20-dangling.conflist')?.error ?? '',
+    /a symlink to \/run\/gone\/cni\.conflist, which does not exist/,
+  );
+  assert.deepEqual(
+    { ...report.verdicts.crio },
+    { ready: true, network: 'cbr0', file: '10-flannel.conflist', reason: null, stale: false },
+  );
+  const text = await runCli(['check', '--host-root', host]);
+  assert.match(text.stdout.split('\n')[0] ?? '', new RegExp(`^/etc/cni/net\\.d \\(under ${host}\\): READY`));
 });
 
 test('check on a missing dir exits 1 and says the directory does not exist', async (t) => {

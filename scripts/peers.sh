@@ -261,4 +261,9 @@ main() {
   log "done in $((SECONDS - t0))s (${targets[*]}); cache root $ROOT"
 }
 
-main "$@"
+# One compound command, read whole before it runs: editing this file under a running build
+# (or a git checkout) cannot feed bash half a line after main returns.
+{
+  main "$@"
+  exit
+}

@@ -25,6 +25,35 @@ export function backoffDelay(attempt: number, options: BackoffOptions = DEFAULT_
 }
 
 /**
+ * Consecutive failures of one writer, and the delay before its next try. The count restarts when
+ * failures change class: a 403 from an API server that has just come back (its authorizer not yet
+ * warm) must not inherit the exponent of the outage before it and wait minutes.
+ */
+export class RetryBackoff {
+  private failures = 0;
+  private permanent: boolean | undefined;
+
+  constructor(
+    private readonly transientOptions: BackoffOptions,
+    private readonly permanentOptions: BackoffOptions,
+  ) {}
+
+  /** The delay before the next try, after a failure that is `permanent` (only an operator can fix it) or not. */
+  failed(permanent: boolean): number {
+    if (permanent !== this.permanent) {
+      this.failures = 0;
+      this.permanent = permanent;
+    }
+    return backoffDelay(this.failures++, permanent ? this.permanentOptions : this.transientOptions);
+  }
+
+  succeeded(): void {
+    this.failures = 0;
+    this.permanent = undefined;
+  }
+}
+
+/**
  * A heartbeat period with upward jitter, like client-go's wait.Jitter: a uniform pick in
  * [interval, interval × (1 + factor)). It never beats faster than asked.
  */

@@ -11,7 +11,7 @@ import { initialState } from '../cni/refresher.js';
 import type { RefreshReport } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
 import type { Logger } from '../log.js';
-import { TokenBucket, backoffDelay, jittered } from './backoff.js';
+import { RetryBackoff, TokenBucket, jittered } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import type { KubeApi } from './client.js';
 import { PERMANENT_RESULTS, asKubeError } from './errors.js';
@@ -81,8 +81,6 @@ export class NodeReporter {
   private readonly namespace: string;
   private readonly minWriteIntervalMs: number;
   private readonly conditionBucket: TokenBucket;
-  private readonly transientBackoff: BackoffOptions;
-  private readonly permanentBackoff: BackoffOptions;
   private readonly correlator: EventCorrelator;
   private readonly writes: Counter<'kind' | 'result'>;
   private stopped = false;
@@ -98,7 +96,7 @@ export class NodeReporter {
   private seeded = false;
   private conditionTimer: NodeJS.Timeout | undefined;
   private conditionBusy: Promise<void> | undefined;
-  private conditionFailures = 0;
+  private readonly conditionBackoff: RetryBackoff;
   private conditionRetryAt = 0;
   private lastWriteAt = -Infinity;
   private lastHeartbeatAt: number | undefined;
@@ -109,7 +107,7 @@ export class NodeReporter {
   private startupIntents: EventIntent[] | undefined;
   private eventTimer: NodeJS.Timeout | undefined;
   private eventBusy: Promise<void> | undefined;
-  private eventFailures = 0;
+  private readonly eventBackoff: RetryBackoff;
   private eventBackoffUntil = 0;
   private eventHealth: WriteResult | undefined;
   private sequence = 0;
@@ -128,8 +126,10 @@ export class NodeReporter {
       options.conditionRefillMs ?? 10_000,
       this.now(),
     );
-    this.transientBackoff = options.transientBackoff ?? { baseMs: 1000, maxMs: 30_000 };
-    this.permanentBackoff = options.permanentBackoff ?? { baseMs: 5000, maxMs: 300_000 };
+    const transient = options.transientBackoff ?? { baseMs: 1000, maxMs: 30_000 };
+    const permanent = options.permanentBackoff ?? { baseMs: 5000, maxMs: 300_000 };
+    this.conditionBackoff = new RetryBackoff(transient, permanent);
+    this.eventBackoff = new RetryBackoff(transient, permanent);
     this.correlator = new EventCorrelator(options.correlator);
 
     const registers = [options.registry];
@@ -271,7 +271,7 @@ export class NodeReporter {
       this.written = tracked;
       this.lastHeartbeatAt = heartbeat;
       this.nextHeartbeatAt = heartbeat + jittered(this.heartbeatMs, 0.1, this.random);
-      this.conditionFailures = 0;
+      this.conditionBackoff.succeeded();
       this.conditionRetryAt = 0;
       if (this.conditionHealth !== undefined && this.conditionHealth !== 'success') {
         this.log.info(
@@ -292,10 +292,7 @@ export class NodeReporter {
       this.conditionHealth = 'success';
     } catch (error) {
       const failure = asKubeError(error);
-      const delay = backoffDelay(
-        this.conditionFailures++,
-        PERMANENT_RESULTS.has(failure.result) ? this.permanentBackoff : this.transientBackoff,
-      );
+      const delay = this.conditionBackoff.failed(PERMANENT_RESULTS.has(failure.result));
       this.conditionRetryAt = this.now() + delay;
       if (this.conditionHealth !== failure.result) {
         this.log.warn(
@@ -383,7 +380,7 @@ export class NodeReporter {
       try {
         await this.writeEvent(next);
         this.writes.inc({ kind: 'event', result: 'success' });
-        this.eventFailures = 0;
+        this.eventBackoff.succeeded();
         this.eventBackoffUntil = 0;
         if (this.eventHealth !== undefined && this.eventHealth !== 'success') {
           this.log.info('Events written again');
@@ -393,10 +390,7 @@ export class NodeReporter {
         const failure = asKubeError(error);
         this.writes.inc({ kind: 'event', result: failure.result });
         this.correlator.failed(next, this.now());
-        const delay = backoffDelay(
-          this.eventFailures++,
-          PERMANENT_RESULTS.has(failure.result) ? this.permanentBackoff : this.transientBackoff,
-        );
+        const delay = this.eventBackoff.failed(PERMANENT_RESULTS.has(failure.result));
         this.eventBackoffUntil = this.now() + delay;
         if (this.eventHealth !== failure.result) {
           this.log.warn(

@@ -360,10 +360,19 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     );
     assert.ok(Date.parse(condition.lastHeartbeatTime ?? '') >= transition);
     assert.equal(await mine('node-b'), undefined, 'node-b is not this agent’s node');
-    const output = agent.output();
-    assert.match(output, /Kubernetes reporting on: Node condition and Events/);
-    assert.match(output, new RegExp(`Node condition ${CONDITION_TYPE}=True \\(NetworkConfigLoaded\\)`));
-    assert.equal(await scrape(agent.metricsUrl, 'cri_netstatus_kube_condition_synced'), 1);
+    const started = agent;
+    assert.match(started.output(), /Kubernetes reporting on: Node condition and Events/);
+    // The API server has the write before the agent has read its answer: wait for the agent's view.
+    await until(
+      "the agent's log and metric of the write",
+      async () =>
+        new RegExp(`Node condition ${CONDITION_TYPE}=True \\(NetworkConfigLoaded\\)`).test(
+          started.output(),
+        ) && (await scrape(started.metricsUrl, 'cri_netstatus_kube_condition_synced')) === 1
+          ? true
+          : undefined,
+      10_000,
+    );
   });
 
   test('breaking and fixing the conf dir flips the condition with the right transition times', async () => {
@@ -488,12 +497,13 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
       await current.client.status();
     }
     await sleep(3000);
+    // Pending first: a write landing between the two reads then counts an occurrence twice, never zero times.
+    const pending = (await scrape(current.metricsUrl, 'cri_netstatus_kube_event_occurrences_pending')) ?? 0;
     const created = (await events()).filter((e) => !before.has(e.metadata.name));
     const stale = (await events()).filter((e) => e.reason === 'FileStale' && e.message.includes('99-storm'));
     const writes =
       ((await scrape(current.metricsUrl, 'cri_netstatus_kube_writes_total{kind="event",result="success"}')) ??
         0) - writesBefore;
-    const pending = (await scrape(current.metricsUrl, 'cri_netstatus_kube_event_occurrences_pending')) ?? 0;
     const summary = created.map((e) => `${e.reason} x${e.count}: ${e.message.slice(0, 80)}`).join('\n');
     t.diagnostic(
       `${created.length} new Event objects, ${writes} event writes, ${pending} occurrences pending:\n${summary}`,
@@ -510,7 +520,15 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
       stale.some((e) => e.count > 1),
       `repeated events carry a count:\n${summary}`,
     );
-    assert.ok(pending > 400, `${pending} occurrences held back for later writes, not lost`);
+    // Not lost: every failure is either counted on a written Event or held back for a later write
+    // (how many are held back depends on how fast the API server took the burst).
+    const counted = created
+      .filter((e) => e.message.includes('99-storm'))
+      .reduce((sum, e) => sum + e.count, 0);
+    assert.ok(
+      counted + pending >= 500,
+      `${counted} occurrences on the storm's Events + ${pending} pending, for 500 failures`,
+    );
     rmSync(storm);
   });
 
@@ -587,11 +605,15 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     await sleep(3000); // writes are failing and backing off in the background
     const during = await timeStatus(100);
     const p50 = (xs: number[]) => xs[Math.floor(xs.length / 2)] ?? 0;
+    const p99 = (xs: number[]) => xs[Math.floor(xs.length * 0.99)] ?? 0;
     const max = (xs: number[]) => xs[xs.length - 1] ?? 0;
     const report = `baseline p50 ${p50(baseline).toFixed(2)} max ${max(baseline).toFixed(2)}; outage p50 ${p50(outage).toFixed(2)} max ${max(outage).toFixed(2)}; later p50 ${p50(during).toFixed(2)} max ${max(during).toFixed(2)} (ms)`;
     t.diagnostic(report);
-    assert.ok(max(outage) < Math.max(100, 4 * max(baseline)), report);
-    assert.ok(max(during) < Math.max(100, 4 * max(baseline)), report);
+    // A call that waited on the API client would take its 10 s timeout; p99, not max, so one GC
+    // pause or scheduler stall on a loaded machine is not read as that.
+    assert.ok(p99(outage) < Math.max(250, 4 * p99(baseline)), report);
+    assert.ok(p99(during) < Math.max(250, 4 * p99(baseline)), report);
+    assert.ok(max(outage) < 2000 && max(during) < 2000, report);
     assert.ok(p50(during) < 3 * p50(baseline) + 2, report);
     const failed = ['unreachable', 'timeout', 'server_error', 'error'];
     let failures = 0;
@@ -622,7 +644,15 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     t.diagnostic(
       `condition converged ${((Date.now() - returned) / 1000).toFixed(1)}s after kube-apiserver was ready again`,
     );
-    assert.equal(await scrape(current.metricsUrl, 'cri_netstatus_kube_condition_synced'), 1);
+    await until(
+      "the agent's metric and log of the write",
+      async () =>
+        (await scrape(current.metricsUrl, 'cri_netstatus_kube_condition_synced')) === 1 &&
+        /Node condition written again/.test(current.output())
+          ? true
+          : undefined,
+      10_000,
+    );
     // One warning when writes start failing and one info when they work again, not one per retry.
     const warnings = current
       .output()
@@ -632,7 +662,6 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
       warnings.length >= 1 && warnings.length <= 3,
       `${warnings.length} warnings:\n${warnings.join('\n')}`,
     );
-    assert.match(current.output(), /Node condition written again/);
     writeAtomic(join(confDir, '10-a.conflist'), conflist('a', ['bridge', 'portmap']));
   });
 

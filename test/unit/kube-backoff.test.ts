@@ -1,7 +1,7 @@
 // Retry and heartbeat timing, and the token bucket, with injected randomness and clocks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TokenBucket, backoffDelay, jittered } from '../../src/kube/backoff.js';
+import { RetryBackoff, TokenBucket, backoffDelay, jittered } from '../../src/kube/backoff.js';
 
 test('backoff doubles from the base, is capped, and jitter stays within [delay/2, delay]', () => {
   const options = { baseMs: 1000, maxMs: 30_000 };
@@ -17,6 +17,24 @@ test('backoff doubles from the base, is capped, and jitter stays within [delay/2
   const buckets = new Set(delays.map((d) => Math.floor(d / 100)));
   assert.ok(buckets.size > 100, `${buckets.size} distinct 100 ms slots`);
   assert.ok(delays.every((d) => d >= 15_000 && d <= 30_000));
+});
+
+test('a retry backoff restarts its exponent when failures change class, and on success', () => {
+  const top = () => 0.999999;
+  const retry = new RetryBackoff(
+    { baseMs: 1000, maxMs: 30_000, random: top },
+    { baseMs: 5000, maxMs: 300_000, random: top },
+  );
+  // An outage: unreachable, unreachable, … up to the transient cap.
+  assert.deepEqual(
+    Array.from({ length: 7 }, () => retry.failed(false)),
+    [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000],
+  );
+  // The API server is back but its authorizer is not warm yet: the first 403 waits 5 s, not minutes.
+  assert.deepEqual([retry.failed(true), retry.failed(true)], [5000, 10_000]);
+  assert.equal(retry.failed(false), 1000, 'back to transient: from the base again');
+  retry.succeeded();
+  assert.equal(retry.failed(true), 5000);
 });
 
 test('the heartbeat is jittered upwards only: never faster than asked, at most 10% slower', () => {

@@ -17,7 +17,7 @@ import { createKubeApi } from '../../src/kube/client.js';
 import type { KubeError } from '../../src/kube/errors.js';
 import type { EventBody } from '../../src/kube/events.js';
 import { removeConditionEverywhere } from '../../src/kube/cleanup.js';
-import { CLI, REPO_ROOT, scrape } from '../helpers/agent.js';
+import { CLI, REPO_ROOT, childEnv, scrape } from '../helpers/agent.js';
 import { criClient } from '../helpers/cri.js';
 import type { CriClient } from '../helpers/cri.js';
 import { conflist, writeAtomic } from '../helpers/fs.js';
@@ -135,7 +135,7 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
         '2s',
         ...extra,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBERNETES_SERVICE_HOST: '' } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() },
     );
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -76,13 +76,13 @@ export async function spawnServe(
   env: NodeJS.ProcessEnv = {},
 ): Promise<AgentProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--kube', 'off', ...args], {
-    env: { ...process.env, ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -103,15 +103,28 @@ export function runCli(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
+      env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    // 'close', not 'exit': stdout may still hold data when the process has exited.
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * The test's environment for a child CLI, without CRI_NETSTATUS_* and KUBERNETES_*: those are the
+ * agent's own flags (`eval "$(scripts/peers.sh env)"` exports CRI_NETSTATUS_CNI_BIN_DIR), so a
+ * developer's shell must not change what a test runs. Tests pass their own in `env`.
+ */
+export function childEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const inherited = Object.entries(process.env).filter(
+    ([key]) => !key.startsWith('CRI_NETSTATUS_') && !key.startsWith('KUBERNETES_'),
+  );
+  return { ...Object.fromEntries(inherited), ...env };
 }
 
 /** Scrapes a Prometheus endpoint and returns the value of one sample (undefined when absent). */

@@ -187,7 +187,11 @@ test('Health.Watch streams are ended with OK at shutdown, without waiting for th
     call.on('error', () => undefined);
     ended.push(new Promise((resolve) => call.on('status', (s: { code: number }) => resolve(s.code))));
   }
-  while (statuses.length < 20) await new Promise((resolve) => setTimeout(resolve, 10));
+  const deadline = Date.now() + 10_000;
+  while (statuses.length < 20) {
+    assert.ok(Date.now() < deadline, `${statuses.length} of 20 Watch streams answered within 10 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   const started = Date.now();
   await agent.stop();
   const codes = await Promise.all(ended);

@@ -50,19 +50,20 @@ test('the default file rewritten in place with truncated JSON keeps serving the 
 });
 
 test('--stale-after turns NetworkReady false once a stale config has been served too long', async (t) => {
-  const { client, confDir, metricsUrl } = await startInProcess(t, ['--stale-after', '300ms']);
+  // Long enough that a stalled test process does not see the config turn stale too soon.
+  const { client, confDir, metricsUrl } = await startInProcess(t, ['--stale-after', '2s']);
   mkdirSync(confDir, { recursive: true });
   writeFileSync(join(confDir, '10-a.conflist'), conflist('a'));
   await client.status();
   writeFileSync(join(confDir, '10-a.conflist'), '{');
   assert.equal(condition(await client.status(), 'NetworkReady').status, true);
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  await new Promise((resolve) => setTimeout(resolve, 2100));
   const network = condition(await client.status(), 'NetworkReady');
   assert.equal(network.status, false);
   assert.equal(network.reason, 'NetworkPluginNotReady');
   assert.match(
     network.message,
-    /^Network plugin returns error: network config stale since \d{4}-\d\d-\d\dT[\d:.]+Z, longer than --stale-after 300ms: .*10-a\.conflist: error parsing configuration list/,
+    /^Network plugin returns error: network config stale since \d{4}-\d\d-\d\dT[\d:.]+Z, longer than --stale-after 2s: .*10-a\.conflist: error parsing configuration list/,
   );
   assert.equal(await scrape(metricsUrl, 'cri_netstatus_network_ready'), 0);
 });

@@ -53,7 +53,8 @@ function run(command: string, args: string[], cwd: string): Promise<Run> {
     execFile(
       command,
       args,
-      { cwd, env: cleanEnv(), encoding: 'utf8', maxBuffer: 32 * 1024 * 1024 },
+      // A bounded wait: npm retrying an unreachable registry must fail the test, not hang CI.
+      { cwd, env: cleanEnv(), encoding: 'utf8', maxBuffer: 32 * 1024 * 1024, timeout: 300_000 },
       (error, stdout, stderr) =>
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
     );

@@ -16,6 +16,7 @@ import {
   crictlCondition,
   crictlInfo,
   settledNetworkView,
+  reloadFailed,
   sleep,
   startContainerd,
 } from './harness/containerd.js';
@@ -205,12 +206,22 @@ test('RuntimeReady follows a live containerd: down and hung → false with the r
     35_000,
   );
 
-  // Logs: one line per change of state, however many polls failed in between.
-  const messages = agent
+  // Logs: one line per change of state, however many polls failed in between. While down, a new
+  // reason is a new line (a restarting containerd answers "server is not initialized yet" before
+  // it is ready), the same one never twice.
+  const lines = agent
     .output()
     .split('\n')
     .filter((line) => line.includes('upstream CRI runtime'))
-    .map((line) => (JSON.parse(line) as { msg: string }).msg);
+    .map((line) => JSON.parse(line) as { msg: string; reason?: string });
+  for (const [i, line] of lines.entries()) {
+    const before = lines[i - 1];
+    assert.ok(
+      !before || before.msg !== line.msg || before.reason !== line.reason,
+      `the same state logged twice in a row: ${line.msg} (${line.reason ?? ''})`,
+    );
+  }
+  const messages = lines.map((line) => line.msg).filter((msg, i, all) => msg !== all[i - 1]);
   assert.deepEqual(messages, [
     'mirroring the upstream CRI runtime',
     'the upstream CRI runtime does not answer; serving RuntimeReady=false',
@@ -242,8 +253,9 @@ test('divergence against a live containerd: 0 when the dir empties (containerd i
   assert.equal(await scrape(metrics, 'cri_netstatus_network_ready_divergence'), 0);
 
   // Recreate the dir with a valid file: containerd's watch is gone, it never looks again.
+  const since = containerd.log().length;
   rmSync(confDir, { recursive: true });
-  await sleep(300);
+  await reloadFailed(containerd, since, 'REMOVE', confDir);
   mkdirSync(confDir);
   writeFileSync(join(confDir, '10-net.conflist'), conflist('net', ['bridge', 'portmap']));
   const stuck = await settledNetworkView(containerd.endpoint);

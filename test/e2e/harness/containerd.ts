@@ -381,11 +381,12 @@ export const CONF_DIR_SEQUENCE: readonly ConfDirStep[] = [
   {
     name: 'configmap-projection',
     does: 'project a ConfigMap as kubelet does: payload dir, ..data_tmp renamed to ..data, then (1 s later) the user-visible symlink 10-cm.conflist -> ..data/10-cm.conflist',
-    apply: async ({ confDir }) => {
+    apply: async ({ confDir, containerd }) => {
+      const since = containerd.log().length;
       projectPayload(confDir, 1, { '10-cm.conflist': valid('cm-v1') });
-      // containerd reloads on the ..data rename; the gap makes it read the dir before the symlink
-      // exists, as it would with a slow writer, instead of racing it.
-      await sleep(1000);
+      // containerd reloads on the ..data rename; waiting for that reload makes it read the dir
+      // before the symlink exists, as it would with a slow writer, instead of racing it.
+      await reloadFailed(containerd, since, 'RENAME', join(confDir, '..data_tmp'));
       symlinkSync('..data/10-cm.conflist', join(confDir, '10-cm.conflist'));
     },
     containerd: false,
@@ -403,9 +404,11 @@ export const CONF_DIR_SEQUENCE: readonly ConfDirStep[] = [
   {
     name: 'dir-recreated',
     does: 'delete the conf dir, recreate it and write 10-net.conflist (valid)',
-    apply: async ({ confDir }) => {
+    apply: async ({ confDir, containerd }) => {
+      const since = containerd.log().length;
       rmSync(confDir, { recursive: true });
-      await sleep(300); // let containerd handle the removal events before the new dir appears
+      // containerd handles the dir's own removal before the new dir appears, not racing it.
+      await reloadFailed(containerd, since, 'REMOVE', confDir);
       mkdirSync(confDir);
       writeFileSync(join(confDir, '10-net.conflist'), valid('net'));
     },
@@ -479,6 +482,34 @@ export function differentialTable(observations: readonly StepObservation[]): str
   ];
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
   return rows.map((row) => row.map((text, i) => text.padEnd(widths[i] ?? 0)).join(' | ')).join('\n');
+}
+
+/**
+ * Waits until containerd has logged a failed CNI reload for the fs event `op` on `path`, in its
+ * log after offset `since`. Its CNI syncer (1.6) reloads on every event but Create and logs each
+ * failed reload with the event; a successful one is not logged, so use this only where the reload
+ * must fail (an empty or removed dir).
+ */
+export async function reloadFailed(
+  containerd: Containerd,
+  since: number,
+  op: 'RENAME' | 'REMOVE' | 'WRITE',
+  path: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const logged = new RegExp(
+    `failed to reload cni configuration after receiving fs change event\\(${op}\\s+\\\\"${escaped}\\\\"\\)`,
+  );
+  const deadline = Date.now() + timeoutMs;
+  while (!logged.test(containerd.log().slice(since))) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `containerd logged no failed reload for ${op} ${path} within ${timeoutMs}ms:\n${containerd.log().slice(since).slice(-2000)}`,
+      );
+    }
+    await sleep(20);
+  }
 }
 
 export function sleep(ms: number): Promise<void> {

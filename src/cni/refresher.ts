@@ -275,7 +275,8 @@ export class Refresher {
     maxFileSize: number,
   ): FileRecord | undefined {
     const target = this.onDisk(path);
-    const stat = statFile(target, join(this.lister.dir, name));
+    // A dangling link is reported by the name the listing holds (under a root, not `target`).
+    const stat = statFile(target, target === path ? path : join(this.lister.dir, name));
     if (stat === undefined) return undefined;
     if (!('key' in stat)) return this.withResult(name, path, before, { ok: false, error: stat }, now);
     const racy = before !== undefined && before.readAtMs - before.ctimeMs < RACY_WINDOW_MS;

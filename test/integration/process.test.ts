@@ -4,9 +4,9 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
-import { runCli, spawnServe } from '../helpers/agent.js';
+import { REPO_ROOT, runCli, spawnServe } from '../helpers/agent.js';
 import { condition, criClient } from '../helpers/cri.js';
-import { conflist, tempDir } from '../helpers/fs.js';
+import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
 
 function confDirWith(root: string): string {
   const dir = join(root, 'net.d');
@@ -172,7 +172,7 @@ test('npm start serves the embedded example config', async (t) => {
     t,
     [
       '--cni-conf-dir',
-      'examples/net.d',
+      join(REPO_ROOT, 'examples', 'net.d'),
       '--cni-bin-dir',
       '/opt/cni/bin,/usr/lib/cni',
       '--metrics-address',
@@ -186,7 +186,8 @@ test('npm start serves the embedded example config', async (t) => {
   t.after(() => client.close());
   assert.equal(condition(await client.status(), 'NetworkReady').status, true);
   const pkg = await import('node:fs').then(
-    (fs) => JSON.parse(fs.readFileSync('package.json', 'utf8')) as { scripts: { start: string } },
+    (fs) =>
+      JSON.parse(fs.readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } },
   );
   assert.match(pkg.scripts.start, /serve --cni-conf-dir examples\/net\.d/);
 });
@@ -204,7 +205,8 @@ test('logs say one line per state transition, never one per Status call', async 
   for (let i = 0; i < 200; i++) await client.status(i % 2 === 0);
   assert.equal(lines().length, before, 'no log line for unchanged Status calls');
 
-  writeFileSync(join(conf, '10-a.conflist'), '{"name": "a", "plugins": [');
+  // Atomically: an in-place write's truncation could be seen on its own, a second transition.
+  writeAtomic(join(conf, '10-a.conflist'), '{"name": "a", "plugins": [');
   await client.status();
   await client.status();
   const after = lines()

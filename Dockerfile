@@ -6,7 +6,7 @@
 #
 # Two stages on the same Debian base: `build` compiles the TypeScript and prunes dev dependencies;
 # the runtime stage holds only package.json, bin/, dist/src/ and the production node_modules
-# (test/integration/pack.test.ts proves that this set runs: version, check and serve + status).
+# (test/e2e/pack.test.ts proves that this set runs: version, check and serve + status).
 #
 # The runtime keeps Debian's /usr/bin/env and a shell so that `kubectl debug node/<node>
 # --image=<this image> -- cri-netstatus status --socket /host/run/cri-netstatus/cri.sock` finds the CLI

@@ -3,8 +3,9 @@
 // serve answered by status). Then rebuild the Dockerfile's runtime file set (package.json, bin/,
 // dist/src/ and the production node_modules, nothing else) and run the same commands from there.
 //
-// Needs the npm registry for the dependencies' metadata unless npm's cache already has it
-// (--prefer-offline); `npm ci` fills the cache with every tarball.
+// An e2e test, not `npm test`: installing the tarball as a user would resolves its dependencies
+// from the npm registry (npm ci's cache holds their tarballs, not their metadata), and the
+// `npm test` tier runs without network.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -13,16 +13,25 @@ export interface Etcd {
   stop(): Promise<void>;
 }
 
+const handedOut = new Set<number>();
+
 /** A port that was free a moment ago (the kernel picks it; the caller binds it soon after). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
+export async function freePort(): Promise<number> {
+  // The port is free when probed and bound later by a child: never hand the same one out twice
+  // (etcd's client and peer ports are asked for back to back, and the kernel may repeat itself).
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** Waits for `probe` to resolve true, failing with `describe()` (e.g. a log tail) after `timeoutMs`. */

@@ -13,12 +13,16 @@ export interface WatcherOptions {
   resyncIntervalMs: number;
   debounceMs?: number;
   onWatchError?: (path: string, error: Error) => void;
+  /** fs.watch, replaceable so tests can make it fail as a node out of inotify watches does. */
+  watch?: typeof watch;
 }
 
 export class ConfDirWatcher {
   private dirWatch: FSWatcher | undefined;
   private parentWatch: FSWatcher | undefined;
   private armedIno: number | undefined;
+  /** After a failed watch, no new attempt before this time (the next resync), never one per Status call. */
+  private retryAt = 0;
   private resync: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -28,15 +32,8 @@ export class ConfDirWatcher {
   ) {}
 
   start(): void {
-    const { confDir } = this.refresher.options;
-    this.refresher.onRefresh(({ state }) => {
-      if (!this.stopped && (this.refresher.confDirIno !== this.armedIno || state.dirError)) this.arm();
-    });
-    this.parentWatch = this.watchPath(dirname(confDir), (name) => {
-      if (name !== null && name !== basename(confDir)) return;
-      // The conf dir itself was created, removed or renamed: a recreated dir may even reuse the inode.
-      this.armedIno = undefined;
-      this.refresher.refreshSoon(this.options.debounceMs);
+    this.refresher.onRefresh(() => {
+      if (!this.stopped) this.arm();
     });
     this.arm();
     this.resync = setInterval(() => this.refresher.refreshInBackground(), this.options.resyncIntervalMs);
@@ -55,35 +52,56 @@ export class ConfDirWatcher {
     return this.dirWatch !== undefined;
   }
 
+  /**
+   * The one place that decides what to watch, after every refresh: the parent dir, and the conf
+   * dir itself as long as it is the same inode. Cheap when both are armed.
+   */
   private arm(): void {
-    const ino = this.refresher.confDirIno;
-    if (this.dirWatch && ino === this.armedIno && !this.refresher.state.dirError) return;
+    const { state, confDirIno: ino } = this.refresher;
+    const { confDir } = this.refresher.options;
+    const dirArmed = this.dirWatch !== undefined && ino === this.armedIno && !state.dirError;
+    if (dirArmed && this.parentWatch) return;
+    if (Date.now() < this.retryAt) return;
+    this.parentWatch ??= this.watchPath(dirname(confDir), (name) => {
+      if (name !== null && name !== basename(confDir)) return;
+      // The conf dir itself was created, removed or renamed: a recreated dir may even reuse the inode.
+      this.armedIno = undefined;
+      this.retryAt = 0;
+      this.refresher.refreshSoon(this.options.debounceMs);
+    });
+    if (dirArmed) return;
     this.dirWatch?.close();
     this.dirWatch = undefined;
     this.armedIno = undefined;
-    if (this.refresher.state.dirError && this.refresher.state.generation > 0) return;
-    this.dirWatch = this.watchPath(this.refresher.options.confDir, () =>
-      this.refresher.refreshSoon(this.options.debounceMs),
-    );
+    if (state.dirError && state.generation > 0) return;
+    this.dirWatch = this.watchPath(confDir, () => this.refresher.refreshSoon(this.options.debounceMs));
     if (this.dirWatch) this.armedIno = ino;
   }
 
   private watchPath(path: string, onEvent: (name: string | null) => void): FSWatcher | undefined {
     try {
-      const watcher = watch(path, { persistent: false }, (_event, name) => onEvent(name));
+      const watcher = (this.options.watch ?? watch)(path, { persistent: false }, (_event, name) =>
+        onEvent(name),
+      );
       watcher.on('error', (error) => {
         watcher.close();
         if (this.dirWatch === watcher) this.dirWatch = undefined;
         if (this.parentWatch === watcher) this.parentWatch = undefined;
-        this.options.onWatchError?.(path, error);
+        this.failed(path, error);
         this.refresher.refreshSoon(this.options.debounceMs);
       });
       return watcher;
     } catch (error) {
-      if (!isErrno(error, 'ENOENT')) {
-        this.options.onWatchError?.(path, error instanceof Error ? error : new Error(String(error)));
-      }
+      // A missing dir is retried like any failure, but not reported: the parent's watch sees it come back.
+      this.retryAt = Date.now() + this.options.resyncIntervalMs;
+      if (!isErrno(error, 'ENOENT'))
+        this.failed(path, error instanceof Error ? error : new Error(String(error)));
       return undefined;
     }
+  }
+
+  private failed(path: string, error: Error): void {
+    this.retryAt = Date.now() + this.options.resyncIntervalMs;
+    this.options.onWatchError?.(path, error);
   }
 }

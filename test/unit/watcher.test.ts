@@ -1,0 +1,99 @@
+// The conf-dir watcher's failure paths, on a real dir and a real Refresher. fs.watch failures
+// cannot be caused here without root (ENOSPC needs the node's inotify limit lowered), so they are
+// injected into a real fs.watch, and the test names say so.
+import assert from 'node:assert/strict';
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import { Refresher } from '../../src/cni/refresher.js';
+import { ConfDirWatcher } from '../../src/cni/watcher.js';
+import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+
+const RESYNC_MS = 300;
+
+function setup(t: TestContext) {
+  const root = tempDir(t);
+  const confDir = join(root, 'net.d');
+  mkdirSync(confDir);
+  const refresher = new Refresher({ confDir, binDirs: [], semantics: 'isulad', maxFileSize: 1024 * 1024 });
+  const attempts: string[] = [];
+  const watchers: FSWatcher[] = [];
+  const reported: string[] = [];
+  let failing = false;
+  const injected = ((path: string, ...rest: unknown[]) => {
+    attempts.push(path);
+    if (failing && path === confDir) {
+      throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), {
+        code: 'ENOSPC',
+      });
+    }
+    const watcher = (watch as (...args: unknown[]) => FSWatcher)(path, ...rest);
+    watchers.push(watcher);
+    return watcher;
+  }) as typeof watch;
+  const watcher = new ConfDirWatcher(refresher, {
+    resyncIntervalMs: RESYNC_MS,
+    watch: injected,
+    onWatchError: (path) => reported.push(path),
+  });
+  t.after(() => watcher.stop());
+  return {
+    confDir,
+    refresher,
+    watcher,
+    attempts: () => attempts.filter((path) => path === confDir).length,
+    watchers,
+    reported,
+    fail: (on: boolean) => (failing = on),
+  };
+}
+
+async function until(what: string, probe: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('a conf-dir watch that cannot be created (ENOSPC, injected) is retried at the resync, never once per Status call', async (t) => {
+  const { confDir, refresher, watcher, attempts, reported, fail } = setup(t);
+  fail(true);
+  refresher.refresh();
+  watcher.start();
+  for (let i = 0; i < 100; i++) refresher.refresh(); // what 100 Status calls do
+  assert.equal(attempts(), 1, 'one attempt, not one per refresh');
+  assert.deepEqual(reported, [confDir], 'reported once');
+  assert.equal(watcher.watching, false);
+
+  fail(false);
+  await until('the resync to re-arm the watch', () => watcher.watching, RESYNC_MS * 10);
+  assert.equal(attempts(), 2);
+  assert.deepEqual(reported, [confDir]);
+  writeAtomic(join(confDir, '10-a.conflist'), conflist('a'));
+  await until('the watch to pick up a new file', () => refresher.state.selection.network?.name === 'a');
+});
+
+test('a conf-dir watch that fails later (an injected error event) is re-armed, and reported once', async (t) => {
+  const { confDir, refresher, watcher, attempts, watchers, reported } = setup(t);
+  refresher.refresh(); // as serve does before it starts the watcher
+  watcher.start();
+  assert.equal(attempts(), 1);
+  const dirWatch = watchers.at(-1);
+  assert.ok(dirWatch && watcher.watching);
+  dirWatch.emit('error', new Error('injected watch failure'));
+  assert.deepEqual(reported, [confDir]);
+  for (let i = 0; i < 100; i++) refresher.refresh();
+  assert.equal(attempts(), 1, 'not retried on every refresh');
+  await until('the resync to re-arm the watch', () => watcher.watching, RESYNC_MS * 10);
+  assert.equal(attempts(), 2);
+  writeAtomic(join(confDir, '10-a.conflist'), conflist('a'));
+  await until(
+    'the re-armed watch to pick up a new file',
+    () => refresher.state.selection.network?.name === 'a',
+  );
+  assert.deepEqual(reported, [confDir]);
+});

@@ -4,10 +4,10 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cleanup } from './containerd.js';
+import { freePort } from './etcd.js';
 import { requirePeers, run } from './peers.js';
 import type { RunResult } from './peers.js';
 
@@ -45,18 +45,6 @@ export interface Prometheus {
     timeoutMs?: number,
   ): Promise<Sample[]>;
   log(): string;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startPrometheus(cleanup: Cleanup, options: PrometheusOptions): Promise<Prometheus> {

@@ -4,7 +4,7 @@
 // that the rate limit holds back is not dropped but folded into the count of a later write, so
 // counts stay exact while API writes stay bounded. No I/O here; the clock is passed in.
 import type { Change, ChangeKind } from '../cni/changes.js';
-import { TokenBucket } from './backoff.js';
+import { TokenBucket } from '../backoff.js';
 import { truncate } from './condition.js';
 
 export type EventType = 'Normal' | 'Warning';

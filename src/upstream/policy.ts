@@ -1,6 +1,7 @@
 // Pure decisions of the upstream mirror: when to poll next, what RuntimeReady to serve from the
 // last poll, and whether the upstream's NetworkReady contradicts the conf dir. No I/O here, so
 // every rule is unit-tested with plain values.
+import { backoffDelay } from '../backoff.js';
 import type { Semantics } from '../cni/types.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
 
@@ -47,10 +48,11 @@ export function nextPollDelay(
   random: () => number = Math.random,
 ): number {
   if (failures <= 0) return timing.intervalMs;
-  const exponent = Math.min(failures - 1, 30);
-  const ceiling = Math.min(timing.maxBackoffMs, timing.initialBackoffMs * 2 ** exponent);
-  const jitter = Math.min(Math.max(random(), 0), 1);
-  return Math.round(ceiling / 2 + (jitter * ceiling) / 2);
+  return backoffDelay(failures - 1, {
+    baseMs: timing.initialBackoffMs,
+    maxMs: timing.maxBackoffMs,
+    random,
+  });
 }
 
 /** The result of one poll of the upstream runtime. */

@@ -1,7 +1,7 @@
 // Retry and heartbeat timing, and the token bucket, with injected randomness and clocks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RetryBackoff, TokenBucket, backoffDelay, jittered } from '../../src/kube/backoff.js';
+import { RetryBackoff, TokenBucket, backoffDelay, jittered } from '../../src/backoff.js';
 
 test('backoff doubles from the base, is capped, and jitter stays within [delay/2, delay]', () => {
   const options = { baseMs: 1000, maxMs: 30_000 };

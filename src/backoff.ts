@@ -1,5 +1,6 @@
-// Retry and heartbeat timing. Jitter spreads a fleet of agents so that an API server coming back
-// from an outage, or a DaemonSet rolled out at once, is not hit by every node in the same second.
+// Retry and heartbeat timing, shared by the Kubernetes writers and the upstream poll. Jitter spreads
+// a fleet of agents so that an API server or runtime coming back from an outage, or a DaemonSet
+// rolled out at once, is not hit by every node in the same second.
 
 export interface BackoffOptions {
   /** Delay before the first retry, before jitter. */
@@ -21,7 +22,8 @@ export function backoffDelay(attempt: number, options: BackoffOptions = DEFAULT_
   const random = options.random ?? Math.random;
   const exponent = Math.min(Math.max(0, Math.floor(attempt)), 30);
   const delay = Math.min(options.maxMs, options.baseMs * 2 ** exponent);
-  return Math.round(delay / 2 + (delay / 2) * random());
+  const jitter = Math.min(Math.max(random(), 0), 1); // an injected source out of [0, 1] is clamped
+  return Math.round(delay / 2 + (delay / 2) * jitter);
 }
 
 /**

@@ -143,12 +143,6 @@ export function list(raw: string): string[] {
   return items;
 }
 
-export function bool(raw: string): boolean {
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)?$/i.test(raw)) return false;
-  throw new Error(`"${raw}" is not a boolean`);
-}
-
 const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Go-style durations: 300ms, 30s, 5m, 1h30m; 0 means off. */

@@ -83,6 +83,3 @@ export interface NetworkState {
   staleSince?: number;
 }
 
-export function isSemantics(value: string): value is Semantics {
-  return (SEMANTICS as readonly string[]).includes(value);
-}

@@ -7,7 +7,6 @@ import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
 export const NETWORK_NOT_READY_REASON = 'NetworkPluginNotReady';
 export const NETWORK_NOT_READY_PREFIX = 'Network plugin returns error: ';
 export const REFRESH_FAILED_REASON = 'RefreshFailed';
-export const STALE_TOO_LONG_REASON = 'NetworkConfigStale';
 
 export interface ConditionOptions {
   /** Serving a stale config for longer than this turns NetworkReady false (undefined: never). */

@@ -47,9 +47,4 @@ export class HealthState {
       call.onClose(() => this.watchers.delete(call));
     });
   }
-
-  endWatches(): void {
-    for (const call of this.watchers) call.end();
-    this.watchers.clear();
-  }
 }

@@ -95,7 +95,6 @@ export class CriServer {
     if (!this.listening) return;
     this.listening = false;
     this.health.setServing(false);
-    this.health.endWatches();
     await this.server.close(graceMs);
     removeSocketIfOurs(this.options.socketPath, this.ino);
   }

@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
-import { fileReport, verdictReport } from '../cni/report.js';
+import { fileReport, verdictReports } from '../cni/report.js';
 import type { FileReport, VerdictReport } from '../cni/report.js';
 import { SEMANTICS } from '../cni/types.js';
 import type { Semantics } from '../cni/types.js';
@@ -84,9 +84,7 @@ export function runCheck(options: {
     binDirs: [...state.binDirs],
     dirError: state.dirError?.message ?? null,
     files: state.files.map(fileReport),
-    verdicts: Object.fromEntries(
-      SEMANTICS.map((profile) => [profile, verdictReport(state.verdicts[profile])]),
-    ) as Record<Semantics, VerdictReport>,
+    verdicts: verdictReports(state),
   };
 }
 

@@ -1,6 +1,7 @@
 // Plain-JSON descriptions of files and decisions, shared by `check -o json` and Status `info`.
 import { inForce } from './profiles.js';
-import type { FileVerdict, Selection } from './types.js';
+import { SEMANTICS } from './types.js';
+import type { FileVerdict, NetworkState, Selection, Semantics } from './types.js';
 
 export interface FileReport {
   file: string;
@@ -24,12 +25,17 @@ export interface VerdictReport {
   stale: boolean;
 }
 
+/** accepted, stale or rejected: the `status` of a file's report and the label of its metric. */
+export function fileStatus(verdict: FileVerdict): FileReport['status'] {
+  return verdict.current.ok ? 'accepted' : inForce(verdict) ? 'stale' : 'rejected';
+}
+
 export function fileReport(verdict: FileVerdict): FileReport {
   const config = inForce(verdict);
   const { current } = verdict;
   return {
     file: verdict.file,
-    status: current.ok ? 'accepted' : config ? 'stale' : 'rejected',
+    status: fileStatus(verdict),
     network: config?.name ?? null,
     cniVersion: config?.cniVersion ?? null,
     plugins: config?.plugins.map((plugin) => plugin.type) ?? [],
@@ -51,4 +57,11 @@ export function verdictReport(selection: Selection): VerdictReport {
     reason: selection.reason ?? null,
     stale: selection.stale,
   };
+}
+
+/** Every profile's verdict on a state, by profile name. */
+export function verdictReports(state: NetworkState): Record<Semantics, VerdictReport> {
+  return Object.fromEntries(
+    SEMANTICS.map((profile) => [profile, verdictReport(state.verdicts[profile])]),
+  ) as Record<Semantics, VerdictReport>;
 }

@@ -1,9 +1,8 @@
 // The verbose `info` map of StatusResponse. Every value is JSON (crictl parses values that start
 // with `{`), and `cniconfig` carries containerd's keys (PluginDirs, PluginConfDir, Networks) so
 // scripts written against `crictl info` on containerd keep working, next to our own.
-import { fileReport, verdictReport } from '../cni/report.js';
+import { fileReport, verdictReports } from '../cni/report.js';
 import type { RefreshStats } from '../cni/refresher.js';
-import { SEMANTICS } from '../cni/types.js';
 import type { NetworkState } from '../cni/types.js';
 
 export interface InfoContext {
@@ -67,9 +66,7 @@ function cniConfig(state: NetworkState): Record<string, unknown> {
       : null,
     dirError: state.dirError?.message ?? null,
     files: state.files.map(fileReport),
-    verdicts: Object.fromEntries(
-      SEMANTICS.map((profile) => [profile, verdictReport(state.verdicts[profile])]),
-    ),
+    verdicts: verdictReports(state),
   };
 }
 

@@ -2,7 +2,7 @@
 // the present are read at scrape time; counters follow refreshes, whoever triggered them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RefreshReport } from '../cni/refresher.js';
-import { inForce } from '../cni/profiles.js';
+import { fileStatus } from '../cni/report.js';
 import { FAILURE_REASONS } from '../cni/types.js';
 import type { NetworkState } from '../cni/types.js';
 
@@ -84,7 +84,7 @@ export class AgentMetrics {
       collect() {
         const counts = { accepted: 0, stale: 0, rejected: 0 };
         for (const file of sources.state().files) {
-          counts[file.current.ok ? 'accepted' : inForce(file) ? 'stale' : 'rejected']++;
+          counts[fileStatus(file)]++;
         }
         for (const [status, count] of Object.entries(counts)) this.set({ status }, count);
       },

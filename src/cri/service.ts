@@ -41,8 +41,7 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
   let cacheKey = '';
   let cached: Buffer = Buffer.alloc(0);
 
-  const encode = (state: NetworkState, verbose: boolean, now: number): Buffer => {
-    const runtime = options.runtimeCondition();
+  const encode = (state: NetworkState, verbose: boolean, now: number, runtime: RuntimeCondition): Buffer => {
     const response: StatusResponse = {
       status: { conditions: conditions(state, now, { runtime, staleAfterMs: options.staleAfterMs }) },
       info: verbose ? statusInfo(state, options.infoContext()) : {},
@@ -54,11 +53,12 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
 
   const answer = (state: NetworkState, verbose: boolean): Buffer => {
     const now = Date.now();
-    if (verbose) return encode(state, true, now);
     const runtime = options.runtimeCondition();
+    if (verbose) return encode(state, true, now, runtime);
     const key = `${state.generation}|${isStaleTooLong(state, now, options.staleAfterMs)}|${runtime.status}|${runtime.reason}|${runtime.message}`;
     if (key !== cacheKey) {
-      cached = encode(state, false, now);
+      // The key and the body are made from the same runtime condition.
+      cached = encode(state, false, now, runtime);
       cacheKey = key;
     }
     return cached;

@@ -5,7 +5,7 @@ import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
 import { SEMANTICS } from '../cni/types.js';
 import { ConfDirWatcher } from '../cni/watcher.js';
-import { RUNTIME_READY, isStaleTooLong } from '../cri/conditions.js';
+import { RUNTIME_READY, networkReadyCondition } from '../cri/conditions.js';
 import { CriServer } from '../cri/server.js';
 import { createLogger, LOG_LEVELS } from '../log.js';
 import type { Logger } from '../log.js';
@@ -190,8 +190,8 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     onError: (error) => log.error({ err: error }, 'refreshing the network config failed'),
   });
   const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
-  const networkReady = (): boolean =>
-    refresher.state.selection.ready && !isStaleTooLong(refresher.state, Date.now(), staleAfterMs);
+  // NetworkReady as Status serves it, for the metric and the Node condition: one rule for all three.
+  const networkReady = (): boolean => networkReadyCondition(refresher.state, Date.now(), staleAfterMs).status;
   let upstream: UpstreamMirror | undefined;
   const runtimeCondition = (): RuntimeCondition => upstream?.runtimeCondition() ?? RUNTIME_READY;
 

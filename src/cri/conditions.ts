@@ -22,7 +22,7 @@ export const RUNTIME_READY: RuntimeCondition = {
   message: '',
 };
 
-export function networkReady(
+export function networkReadyCondition(
   state: NetworkState,
   now: number,
   staleAfterMs: number | undefined,
@@ -61,7 +61,7 @@ export function configUpToDate(state: NetworkState): RuntimeCondition {
 }
 
 export function conditions(state: NetworkState, now: number, options: ConditionOptions): RuntimeCondition[] {
-  return [options.runtime, networkReady(state, now, options.staleAfterMs), configUpToDate(state)];
+  return [options.runtime, networkReadyCondition(state, now, options.staleAfterMs), configUpToDate(state)];
 }
 
 export function isStaleTooLong(state: NetworkState, now: number, staleAfterMs: number | undefined): boolean {

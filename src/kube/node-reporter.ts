@@ -6,7 +6,6 @@
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { describeChanges } from '../cni/changes.js';
-import type { Change } from '../cni/changes.js';
 import { initialState } from '../cni/refresher.js';
 import type { RefreshReport } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
@@ -85,10 +84,8 @@ export class NodeReporter {
   private readonly writes: Counter<'kind' | 'result'>;
   private stopped = false;
 
-  // What the refresh callback last saw.
-  private generation: number;
+  // NetworkReady as served when the refresh callback last ran (--stale-after can flip it alone).
   private ready: boolean;
-  private selectionReady: boolean;
 
   // The condition.
   private tracked: TrackedCondition;
@@ -160,9 +157,7 @@ export class NodeReporter {
 
     const state = options.state();
     const ready = options.networkReady();
-    this.generation = state.generation;
     this.ready = ready;
-    this.selectionReady = state.selection.ready;
     this.tracked = observe(undefined, desiredCondition(state, ready), this.now());
     // What an earlier run of the agent would have reported already; decided once the Node is read.
     this.startupIntents = eventsFor(describeChanges(initialState(state), state));
@@ -176,25 +171,26 @@ export class NodeReporter {
   onRefresh(report: RefreshReport): void {
     if (this.stopped) return;
     const ready = this.options.networkReady();
-    const { state } = report;
-    if (state.generation === this.generation && ready === this.ready) return;
-    const changes: readonly Change[] = state.generation === this.generation ? [] : report.changes;
-    const intents = eventsFor(changes);
+    const { state, previous } = report;
+    if (state === previous && ready === this.ready) return;
+    const desired = desiredCondition(state, ready);
+    const intents = eventsFor(report.changes);
     // NetworkReady as served can flip without the selection flipping (--stale-after): say so too.
-    if (ready !== this.ready && state.selection.ready === this.selectionReady) {
-      const value = desiredCondition(state, ready);
+    if (ready !== this.ready && state.selection.ready === previous.selection.ready) {
       intents.push(
         ready
           ? { type: 'Normal', reason: 'NetworkReady', message: 'network is ready' }
-          : { type: 'Warning', reason: 'NetworkNotReady', message: `network is not ready: ${value.message}` },
+          : {
+              type: 'Warning',
+              reason: 'NetworkNotReady',
+              message: `network is not ready: ${desired.message}`,
+            },
       );
     }
-    this.generation = state.generation;
     this.ready = ready;
-    this.selectionReady = state.selection.ready;
     const now = this.now();
     const before = this.tracked;
-    this.tracked = observe(this.tracked, desiredCondition(state, ready), now);
+    this.tracked = observe(this.tracked, desired, now);
     if (this.tracked !== before) this.scheduleCondition();
     if (intents.length > 0) {
       for (const intent of intents) this.correlator.observe(intent, now);

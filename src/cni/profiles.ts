@@ -90,9 +90,18 @@ function selectCrio(scan: Scan): Selection {
 }
 
 function nothingLoaded(scan: Scan): string {
-  if (scan.dirError) return scan.dirError.message;
-  if (scan.files.length === 0) return `no network config found in ${scan.confDir}`;
-  const first = scan.files.find((file) => !file.current.ok);
-  const detail = first && !first.current.ok ? `: ${first.path}: ${first.current.error.message}` : '';
-  return `no valid network config in ${scan.confDir}${detail}`;
+  const error = firstError(scan);
+  if (!error) return `no valid network config in ${scan.confDir}`;
+  if (error.file === undefined) return error.message;
+  return `no valid network config in ${scan.confDir}: ${error.file}: ${error.message}`;
+}
+
+/** What stops a scan from loading everything: the dir's error, an empty dir, or the first bad file. */
+export function firstError(scan: Scan): (LoadError & { file?: string }) | undefined {
+  if (scan.dirError) return scan.dirError;
+  if (scan.files.length === 0)
+    return { reason: 'no_config', message: `no network config found in ${scan.confDir}` };
+  const bad = scan.files.find((file) => !file.current.ok);
+  if (bad && !bad.current.ok) return { ...bad.current.error, file: bad.path };
+  return undefined;
 }

@@ -17,7 +17,7 @@ import {
   statFile,
 } from './files.js';
 import { parseConfig } from './parse.js';
-import { inForce, select } from './profiles.js';
+import { firstError, inForce, select } from './profiles.js';
 import { SEMANTICS } from './types.js';
 import type {
   FailureReason,
@@ -348,7 +348,7 @@ export class Refresher {
       SEMANTICS.map((profile) => [profile, select(profile, scan, previous.verdicts[profile])]),
     ) as Record<Semantics, Selection>;
     const selection = verdicts[semantics];
-    const lastError = firstError(confDir, dirError, files);
+    const lastError = firstError(scan);
     const staleSince = selection.stale ? (previous.selection.stale ? previous.staleSince : now) : undefined;
     return {
       generation: previous.generation + 1,
@@ -377,16 +377,4 @@ export function initialState(of: Pick<NetworkState, 'confDir' | 'binDirs' | 'sem
     selection: nothing,
     verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
   };
-}
-
-function firstError(
-  confDir: string,
-  dirError: LoadError | undefined,
-  files: readonly FileVerdict[],
-): (LoadError & { file?: string }) | undefined {
-  if (dirError) return dirError;
-  if (files.length === 0) return { reason: 'no_config', message: `no network config found in ${confDir}` };
-  const bad = files.find((file) => !file.current.ok);
-  if (bad && !bad.current.ok) return { ...bad.current.error, file: bad.path };
-  return undefined;
 }

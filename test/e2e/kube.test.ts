@@ -9,7 +9,6 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { CONDITION_REASONS, CONDITION_TYPE } from '../../src/kube/condition.js';
 import { loadKubeconfig } from '../../src/kube/config.js';
@@ -18,7 +17,7 @@ import type { KubeError } from '../../src/kube/errors.js';
 import type { EventBody } from '../../src/kube/events.js';
 import { removeConditionEverywhere } from '../../src/kube/cleanup.js';
 import { CLI, REPO_ROOT, childEnv, scrape } from '../helpers/agent.js';
-import { criClient } from '../helpers/cri.js';
+import { criClient, quantile, statusLatencies } from '../helpers/cri.js';
 import type { CriClient } from '../helpers/cri.js';
 import { conflist, writeAtomic } from '../helpers/fs.js';
 import { startControlPlane } from './harness/apiserver.js';
@@ -97,6 +96,16 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
   }
   const mine = async (name = 'node-a') =>
     (await node(name)).conditions.find((c) => c.type === CONDITION_TYPE);
+  /** Waits until node-a's condition is one that `accept` takes, and returns it. */
+  const mineWhen = (what: string, accept: (c: NodeCondition) => boolean, timeoutMs: number) =>
+    until(
+      what,
+      async () => {
+        const c = await mine();
+        return c && accept(c) ? c : undefined;
+      },
+      timeoutMs,
+    );
 
   async function events(): Promise<KubeEvent[]> {
     const { body } = await cp.get('/api/v1/namespaces/default/events');
@@ -384,12 +393,9 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     // An in-place writer leaves a broken file: its last good content stays in force.
     writeFileSync(join(confDir, '10-a.conflist'), '{"cniVersion": "1.0.0", "name": "a", "plugins": [{}]}');
     await current.client.status();
-    const broken = await until(
+    const broken = await mineWhen(
       'the condition to say a last good config is served',
-      async () => {
-        const c = await mine();
-        return c?.reason === CONDITION_REASONS.lastGood ? c : undefined;
-      },
+      (c) => c.reason === CONDITION_REASONS.lastGood,
       15_000,
     );
     assert.equal(broken.status, 'True', 'a last good config is still a network');
@@ -403,14 +409,7 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     assert.ok(brokeTransition > Date.parse(before.lastTransitionTime ?? ''));
 
     // Past --stale-after (2 s) NetworkReady is false, and so is the condition.
-    const down = await until(
-      'the condition to turn False',
-      async () => {
-        const c = await mine();
-        return c?.status === 'False' ? c : undefined;
-      },
-      15_000,
-    );
+    const down = await mineWhen('the condition to turn False', (c) => c.status === 'False', 15_000);
     assert.equal(down.reason, CONDITION_REASONS.staleTooLong);
     assert.match(down.message ?? '', /longer than --stale-after allows/);
     assert.ok(
@@ -421,12 +420,9 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     const fixedAt = Date.now();
     writeAtomic(join(confDir, '10-a.conflist'), conflist('a', ['bridge', 'portmap']));
     await current.client.status();
-    const fixed = await until(
+    const fixed = await mineWhen(
       'the condition to recover',
-      async () => {
-        const c = await mine();
-        return c?.status === 'True' && c.reason === CONDITION_REASONS.loaded ? c : undefined;
-      },
+      (c) => c.status === 'True' && c.reason === CONDITION_REASONS.loaded,
       15_000,
     );
     assert.ok(Date.parse(fixed.lastTransitionTime ?? '') >= Math.floor(fixedAt / 1000) * 1000);
@@ -437,12 +433,9 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
 
   test('a heartbeat changes only lastHeartbeatTime', async () => {
     const first = await until('the condition', () => mine(), 20_000);
-    const beat = await until(
+    const beat = await mineWhen(
       'a heartbeat',
-      async () => {
-        const c = await mine();
-        return c && c.lastHeartbeatTime !== first.lastHeartbeatTime ? c : undefined;
-      },
+      (c) => c.lastHeartbeatTime !== first.lastHeartbeatTime,
       10_000,
     );
     assert.deepEqual({ ...beat, lastHeartbeatTime: '' }, { ...first, lastHeartbeatTime: '' });
@@ -455,12 +448,9 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     const eventsBefore = (await events()).map((e) => `${e.metadata.name}:${e.count}`).sort();
     await sleep(1500);
     agent = await startAgent();
-    const after = await until(
+    const after = await mineWhen(
       'a write by the new agent',
-      async () => {
-        const c = await mine();
-        return c && c.lastHeartbeatTime !== before.lastHeartbeatTime ? c : undefined;
-      },
+      (c) => c.lastHeartbeatTime !== before.lastHeartbeatTime,
       20_000,
     );
     assert.equal(after.lastTransitionTime, before.lastTransitionTime);
@@ -588,24 +578,15 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
   test('kube-apiserver stopped mid-run: Status keeps its latency; the condition converges when it returns', async (t) => {
     const current = agent ?? (await startAgent());
     agent = current;
-    const timeStatus = async (n: number): Promise<number[]> => {
-      const times: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const started = performance.now();
-        await current.client.status();
-        times.push(performance.now() - started);
-      }
-      return times.sort((a, b) => a - b);
-    };
-    const baseline = await timeStatus(100);
+    const baseline = await statusLatencies(current.client, 100);
     await cp.stopApiserver();
     // Changes while the API server is away: the agent must keep answering and remember them.
     writeFileSync(join(confDir, '10-a.conflist'), '{"cniVersion": "1.0.0", "name": "a", "plugins": [{}]}');
-    const outage = await timeStatus(100);
+    const outage = await statusLatencies(current.client, 100);
     await sleep(3000); // writes are failing and backing off in the background
-    const during = await timeStatus(100);
-    const p50 = (xs: number[]) => xs[Math.floor(xs.length / 2)] ?? 0;
-    const p99 = (xs: number[]) => xs[Math.floor(xs.length * 0.99)] ?? 0;
+    const during = await statusLatencies(current.client, 100);
+    const p50 = (xs: number[]) => quantile(xs, 0.5);
+    const p99 = (xs: number[]) => quantile(xs, 0.99);
     const max = (xs: number[]) => xs[xs.length - 1] ?? 0;
     const report = `baseline p50 ${p50(baseline).toFixed(2)} max ${max(baseline).toFixed(2)}; outage p50 ${p50(outage).toFixed(2)} max ${max(outage).toFixed(2)}; later p50 ${p50(during).toFixed(2)} max ${max(during).toFixed(2)} (ms)`;
     t.diagnostic(report);
@@ -628,12 +609,9 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
 
     await cp.startApiserver();
     const returned = Date.now();
-    const converged = await until(
+    const converged = await mineWhen(
       'the condition to converge after the API server returns',
-      async () => {
-        const c = await mine();
-        return c?.reason === CONDITION_REASONS.staleTooLong ? c : undefined;
-      },
+      (c) => c.reason === CONDITION_REASONS.staleTooLong,
       60_000,
     );
     assert.equal(

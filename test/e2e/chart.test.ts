@@ -2,15 +2,17 @@
 // rendered object of the defaults and of each ci/ scenario, parsed and asserted on; deploy/ in sync
 // with the chart; and the DaemonSet's configuration applied to the real agent.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { envName } from '../../src/cli/flags.js';
 import { serveFlags } from '../../src/cli/serve.js';
-import { CLI, REPO_ROOT, runCli } from '../helpers/agent.js';
+import { CLI, REPO_ROOT, childEnv, runCli } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
+import { requirePeers, run } from './harness/peers.js';
+import type { RunResult } from './harness/peers.js';
 
 const CHART = join(REPO_ROOT, 'charts', 'cri-netstatus');
 const CI_DIR = join(CHART, 'ci');
@@ -18,55 +20,14 @@ const MONITORING_API = ['--api-versions', 'monitoring.coreos.com/v1'];
 
 // ---- the helm peer -----------------------------------------------------------------------------
 
-/** A peer binary from `bash scripts/peers.sh env`; throws (never skips) when it is missing. */
-function peer(name: string): string {
-  let env: string;
-  try {
-    env = execFileSync('bash', [join(REPO_ROOT, 'scripts', 'peers.sh'), 'env'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (error) {
-    throw new Error(`bash scripts/peers.sh env failed: ${String(error)}`);
-  }
-  const match = new RegExp(`^export CRI_NETSTATUS_${name}=(.+)$`, 'm').exec(env);
-  const path = match?.[1]?.replace(/^'(.*)'$/, '$1');
-  if (!path) throw new Error(`scripts/peers.sh env prints no CRI_NETSTATUS_${name}`);
-  if (!existsSync(path))
-    throw new Error(
-      `the ${name.toLowerCase()} peer is missing at ${path}: run \`bash scripts/peers.sh ${name.toLowerCase()}\``,
-    );
-  return path;
-}
-
 let helmBin = '';
 before(() => {
-  helmBin = peer('HELM');
+  helmBin = requirePeers('helm').helm;
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      args,
-      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...env } },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-function helm(args: string[]): Promise<Run> {
+function helm(args: string[]): Promise<RunResult> {
   // No cluster: helm must never reach one from here.
-  return run(helmBin, args, { KUBECONFIG: '/nonexistent' });
+  return run(helmBin, args, { env: { KUBECONFIG: '/nonexistent' }, timeoutMs: 120_000 });
 }
 
 // ---- rendered objects ----------------------------------------------------------------------------
@@ -947,7 +908,10 @@ test('NOTES.txt tells how to verify the install and warns about missing operator
 describe('deploy/ is rendered from the chart', () => {
   const script = join(REPO_ROOT, 'scripts', 'render-deploy.js');
   test('the committed deploy/ equals a fresh render', async () => {
-    const result = await run(process.execPath, [script, '--check'], { CRI_NETSTATUS_HELM: helmBin });
+    const result = await run(process.execPath, [script, '--check'], {
+      env: { CRI_NETSTATUS_HELM: helmBin },
+      timeoutMs: 120_000,
+    });
     assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
   });
 
@@ -958,7 +922,8 @@ describe('deploy/ is rendered from the chart', () => {
     writeFileSync(join(copy, 'deploy', 'stray.yaml'), 'kind: ConfigMap\n');
     rmSync(join(copy, 'deploy', 'prometheus', 'cri-netstatus.rules.yaml'));
     const result = await run(process.execPath, [script, '--check', '--against', copy], {
-      CRI_NETSTATUS_HELM: helmBin,
+      env: { CRI_NETSTATUS_HELM: helmBin },
+      timeoutMs: 120_000,
     });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /deploy\/cri-netstatus.yaml: differs/);
@@ -1005,14 +970,8 @@ test("the DaemonSet's env, given to the real agent, serves; status and check the
   mkdirSync(dirname(socket), { recursive: true });
   mkdirSync(env.CRI_NETSTATUS_CNI_BIN_DIR ?? '', { recursive: true });
   cpSync(join(REPO_ROOT, 'examples', 'net.d'), confDir, { recursive: true });
-  const clean = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([key]) => !key.startsWith('CRI_NETSTATUS_') && !key.startsWith('KUBERNETES_'),
-    ),
-  );
-
   const child = spawn(process.execPath, [CLI, ...(container.args ?? [])], {
-    env: { ...clean, ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

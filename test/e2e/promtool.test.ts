@@ -3,13 +3,15 @@
 // alert, the rendered PrometheusRule is the same file, every runbook link lands on a section of
 // docs/runbooks.md, and every metric and dashboard query is valid PromQL naming real metrics.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 import { REPO_ROOT, startInProcess } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
+import { requirePeers, run } from './harness/peers.js';
+import type { RunResult } from './harness/peers.js';
+import { promtool } from './harness/prometheus.js';
 
 const CHART = join(REPO_ROOT, 'charts', 'cri-netstatus');
 const ALERTS = join(CHART, 'files', 'alerts.yaml');
@@ -18,53 +20,10 @@ const DASHBOARD = join(CHART, 'files', 'dashboard.json');
 const RUNBOOKS = join(REPO_ROOT, 'docs', 'runbooks.md');
 const RUNBOOK_BASE = 'https://github.com/cri-netstatus/cri-netstatus/blob/main/docs/runbooks.md';
 
-/** A peer binary from `bash scripts/peers.sh env`; throws (never skips) when it is missing. */
-function peer(name: string): string {
-  const env = execFileSync('bash', [join(REPO_ROOT, 'scripts', 'peers.sh'), 'env'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const match = new RegExp(`^export CRI_NETSTATUS_${name}=(.+)$`, 'm').exec(env);
-  const path = match?.[1]?.replace(/^'(.*)'$/, '$1');
-  if (!path) throw new Error(`scripts/peers.sh env prints no CRI_NETSTATUS_${name}`);
-  if (!existsSync(path))
-    throw new Error(
-      `the ${name.toLowerCase()} peer is missing at ${path}: run \`bash scripts/peers.sh ${name === 'HELM' ? 'helm' : 'debs'}\``,
-    );
-  return path;
-}
-
-let promtoolBin = '';
 let helmBin = '';
 before(() => {
-  promtoolBin = peer('PROMTOOL');
-  helmBin = peer('HELM');
+  helmBin = requirePeers('promtool', 'helm').helm;
 });
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], cwd?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      args,
-      {
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
-        cwd,
-        env: { ...process.env, KUBECONFIG: '/nonexistent' },
-      },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-const promtool = (args: string[], cwd?: string): Promise<Run> => run(promtoolBin, args, cwd);
 
 interface Rule {
   alert?: string;
@@ -112,7 +71,7 @@ function runbookAnchors(): Set<string> {
 }
 
 /** Runs `promtool check rules` on a file holding each expression as a recording rule. */
-async function checkExpressions(dir: string, exprs: string[]): Promise<Run> {
+async function checkExpressions(dir: string, exprs: string[]): Promise<RunResult> {
   const file = join(dir, `exprs-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
   const rules: RuleFile = {
     groups: [{ name: 'exprs', rules: exprs.map((expr, i) => ({ record: `check:expr_${i}`, expr })) }],
@@ -325,20 +284,24 @@ async function renderedRules(
   release = 'cri-netstatus',
   namespace = 'kube-system',
 ): Promise<RuleFile> {
-  const result = await run(helmBin, [
-    'template',
-    release,
-    CHART,
-    '--namespace',
-    namespace,
-    '--api-versions',
-    'monitoring.coreos.com/v1',
-    '--set',
-    'prometheus.prometheusRule.enabled=true',
-    '--show-only',
-    'templates/prometheusrule.yaml',
-    ...args,
-  ]);
+  const result = await run(
+    helmBin,
+    [
+      'template',
+      release,
+      CHART,
+      '--namespace',
+      namespace,
+      '--api-versions',
+      'monitoring.coreos.com/v1',
+      '--set',
+      'prometheus.prometheusRule.enabled=true',
+      '--show-only',
+      'templates/prometheusrule.yaml',
+      ...args,
+    ],
+    { env: { KUBECONFIG: '/nonexistent' }, timeoutMs: 120_000 }, // no cluster: never reach one
+  );
   assert.equal(result.code, 0, result.stderr);
   const rule = parseAllDocuments(result.stdout)
     .map((doc) => doc.toJS() as { kind?: string; spec?: RuleFile } | null)

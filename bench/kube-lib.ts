@@ -9,6 +9,7 @@ import { startControlPlane } from '../test/e2e/harness/apiserver.js';
 import type { ControlPlane } from '../test/e2e/harness/apiserver.js';
 import { criClient } from '../test/helpers/cri.js';
 import type { CriClient } from '../test/helpers/cri.js';
+import { conflist } from '../test/helpers/fs.js';
 import { onCleanup, tempDir } from './lib/cleanup.js';
 import { CLI, sleep } from './lib/util.js';
 
@@ -17,10 +18,6 @@ export interface KubeBench {
   dir: string;
   confDir: string;
   binDir: string;
-}
-
-export function conflist(name: string): string {
-  return `${JSON.stringify({ cniVersion: '1.0.0', name, plugins: [{ type: 'bridge' }] }, null, 2)}\n`;
 }
 
 /** A control plane with `nodes` registered, and a conf dir holding one valid network. */

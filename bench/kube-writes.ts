@@ -13,10 +13,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_HEARTBEAT_MS } from '../src/kube/node-reporter.js';
+import { conflist } from '../test/helpers/fs.js';
 import {
   agentMetrics,
   apiserverMetrics,
-  conflist,
   serverWrites,
   startBenchAgent,
   startKubeBench,

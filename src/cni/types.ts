@@ -82,4 +82,3 @@ export interface NetworkState {
   /** When the served config first became stale (ms since epoch). */
   staleSince?: number;
 }
-

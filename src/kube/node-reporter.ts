@@ -26,11 +26,18 @@ import {
 } from './condition.js';
 import type { ExistingCondition, TrackedCondition } from './condition.js';
 import { EventCorrelator, eventName, eventsFor } from './events.js';
-import type { CorrelatorOptions, EventBody, EventIntent, PendingWrite } from './events.js';
+import type { EventBody, EventIntent, PendingWrite } from './events.js';
 
 export const COMPONENT = 'cri-netstatus';
 export const DEFAULT_HEARTBEAT_MS = 10 * 60_000;
-export const DEFAULT_EVENT_NAMESPACE = 'default';
+/** Namespace of the Events (Nodes are cluster-scoped; the kubelet uses "default"). */
+export const EVENT_NAMESPACE = 'default';
+/** Condition writes closer together than this are coalesced (node-problem-detector: 1 s). */
+const MIN_WRITE_INTERVAL_MS = 1000;
+/** Retry timing for failures the API server may recover from (unreachable, 5xx, 429, timeouts). */
+const TRANSIENT_BACKOFF: BackoffOptions = { baseMs: 1000, maxMs: 30_000 };
+/** Retry timing for failures only an operator can fix (401, 403, 404, 400/422). */
+const PERMANENT_BACKOFF: BackoffOptions = { baseMs: 5000, maxMs: 300_000 };
 
 export interface NodeReporterOptions {
   api: KubeApi;
@@ -41,10 +48,6 @@ export interface NodeReporterOptions {
   log: Logger;
   registry: Registry;
   heartbeatMs?: number;
-  /** Namespace of the Events (Nodes are cluster-scoped; the kubelet uses "default"). */
-  eventNamespace?: string;
-  /** Condition writes closer together than this are coalesced (node-problem-detector: 1 s). */
-  minWriteIntervalMs?: number;
   /**
    * Condition writes caused by changes: a burst, then one per refill period, so a conf dir that
    * flaps for hours costs 360 writes an hour, not one a second. The latest state is always the one
@@ -52,13 +55,6 @@ export interface NodeReporterOptions {
    */
   conditionBurst?: number;
   conditionRefillMs?: number;
-  /** Retry timing for failures the API server may recover from (unreachable, 5xx, 429, timeouts). */
-  transientBackoff?: BackoffOptions;
-  /** Retry timing for failures only an operator can fix (401, 403, 404, 400/422). */
-  permanentBackoff?: BackoffOptions;
-  correlator?: Partial<CorrelatorOptions>;
-  now?: () => number;
-  random?: () => number;
 }
 
 /** What the reporter knows, for tests and `info`. */
@@ -74,11 +70,8 @@ export class NodeReporter {
   private readonly api: KubeApi;
   private readonly node: string;
   private readonly log: Logger;
-  private readonly now: () => number;
-  private readonly random: () => number;
+  private readonly now = Date.now;
   private readonly heartbeatMs: number;
-  private readonly namespace: string;
-  private readonly minWriteIntervalMs: number;
   private readonly conditionBucket: TokenBucket;
   private readonly correlator: EventCorrelator;
   private readonly writes: Counter<'kind' | 'result'>;
@@ -113,21 +106,15 @@ export class NodeReporter {
     this.api = options.api;
     this.node = options.nodeName;
     this.log = options.log.child({ component: 'kube', node: options.nodeName });
-    this.now = options.now ?? Date.now;
-    this.random = options.random ?? Math.random;
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    this.namespace = options.eventNamespace ?? DEFAULT_EVENT_NAMESPACE;
-    this.minWriteIntervalMs = options.minWriteIntervalMs ?? 1000;
     this.conditionBucket = new TokenBucket(
       options.conditionBurst ?? 5,
       options.conditionRefillMs ?? 10_000,
       this.now(),
     );
-    const transient = options.transientBackoff ?? { baseMs: 1000, maxMs: 30_000 };
-    const permanent = options.permanentBackoff ?? { baseMs: 5000, maxMs: 300_000 };
-    this.conditionBackoff = new RetryBackoff(transient, permanent);
-    this.eventBackoff = new RetryBackoff(transient, permanent);
-    this.correlator = new EventCorrelator(options.correlator);
+    this.conditionBackoff = new RetryBackoff(TRANSIENT_BACKOFF, PERMANENT_BACKOFF);
+    this.eventBackoff = new RetryBackoff(TRANSIENT_BACKOFF, PERMANENT_BACKOFF);
+    this.correlator = new EventCorrelator();
 
     const registers = [options.registry];
     this.writes = new Counter({
@@ -228,7 +215,7 @@ export class NodeReporter {
       at = Math.max(
         now,
         this.conditionRetryAt,
-        this.lastWriteAt + this.minWriteIntervalMs,
+        this.lastWriteAt + MIN_WRITE_INTERVAL_MS,
         // Before the first write there is nothing to limit (a restart must report at once).
         this.written ? now + this.conditionBucket.waitMs(now) : now,
       );
@@ -266,7 +253,7 @@ export class NodeReporter {
         this.written.reason !== tracked.reason;
       this.written = tracked;
       this.lastHeartbeatAt = heartbeat;
-      this.nextHeartbeatAt = heartbeat + jittered(this.heartbeatMs, 0.1, this.random);
+      this.nextHeartbeatAt = heartbeat + jittered(this.heartbeatMs);
       this.conditionBackoff.succeeded();
       this.conditionRetryAt = 0;
       if (this.conditionHealth !== undefined && this.conditionHealth !== 'success') {
@@ -405,7 +392,7 @@ export class NodeReporter {
     const { record } = write;
     if (write.op === 'patch' && record.name !== undefined) {
       try {
-        await this.api.patchEvent(this.namespace, record.name, {
+        await this.api.patchEvent(EVENT_NAMESPACE, record.name, {
           count: write.count,
           lastTimestamp: isoSeconds(write.lastTimestamp),
           message: write.message,
@@ -424,7 +411,7 @@ export class NodeReporter {
         const event: EventBody = {
           apiVersion: 'v1',
           kind: 'Event',
-          metadata: { name, namespace: this.namespace },
+          metadata: { name, namespace: EVENT_NAMESPACE },
           involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.node, uid: this.node },
           type: record.type,
           reason: record.reason,
@@ -436,7 +423,7 @@ export class NodeReporter {
           reportingComponent: COMPONENT,
           reportingInstance: this.node,
         };
-        await this.api.createEvent(this.namespace, event);
+        await this.api.createEvent(EVENT_NAMESPACE, event);
         this.correlator.written(write, name);
         return;
       } catch (error) {

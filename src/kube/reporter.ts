@@ -8,7 +8,6 @@ import type { Logger } from '../log.js';
 import type { KubeApi } from './client.js';
 import type { ClusterAccess } from './config.js';
 import { DEFAULT_HEARTBEAT_MS, NodeReporter } from './node-reporter.js';
-import type { NodeReporterOptions, NodeReporterSnapshot } from './node-reporter.js';
 
 export { CONDITION_REASONS, CONDITION_TYPE } from './condition.js';
 export { DEFAULT_HEARTBEAT_MS } from './node-reporter.js';
@@ -25,20 +24,10 @@ export interface KubeReporterOptions {
   env: NodeJS.ProcessEnv;
   /** Heartbeat period of the Node condition (--kube-heartbeat); 10 min by default. */
   heartbeatMs?: number | undefined;
-  /** Directory of the in-cluster service-account token and CA (tests). */
-  serviceAccountDir?: string;
-  /** Finer control for tests: timeouts, backoff, rate limits, clock. */
-  tuning?: Partial<
-    Omit<NodeReporterOptions, 'api' | 'nodeName' | 'state' | 'networkReady' | 'log' | 'registry'>
-  > & {
-    requestTimeoutMs?: number;
-  };
 }
 
 export interface KubeReporter {
   stop(): Promise<void>;
-  /** What the reporter knows now (the condition as tracked and as last written). */
-  snapshot(): NodeReporterSnapshot;
 }
 
 /** Whether --kube resolves to on, and with which identity, or why not. */
@@ -85,7 +74,7 @@ export function decide(
 export async function startKubeReporter(options: KubeReporterOptions): Promise<KubeReporter | undefined> {
   if (options.mode === 'off') return undefined;
   const config = await import('./config.js');
-  const decision = decide(options, config.inClusterAvailable(options.env, options.serviceAccountDir));
+  const decision = decide(options, config.inClusterAvailable(options.env));
   if (!decision.on) {
     if (options.mode === 'auto') options.log.info(`Kubernetes reporting is off: ${decision.why}`);
     return undefined;
@@ -95,19 +84,14 @@ export async function startKubeReporter(options: KubeReporterOptions): Promise<K
     access =
       'kubeconfig' in decision.source
         ? await config.loadKubeconfig(decision.source.kubeconfig)
-        : config.loadInCluster(options.env, options.serviceAccountDir);
+        : config.loadInCluster(options.env);
   } catch (error) {
     throw new Error(`--kube: ${error instanceof Error ? error.message : String(error)}`);
   }
   const { createKubeApi } = await import('./client.js');
-  const { requestTimeoutMs, ...tuning } = options.tuning ?? {};
-  const api: KubeApi = createKubeApi(
-    access,
-    requestTimeoutMs === undefined ? {} : { timeoutMs: requestTimeoutMs },
-  );
+  const api: KubeApi = createKubeApi(access);
   const { refresher } = options;
   const reporter = new NodeReporter({
-    ...tuning,
     api,
     nodeName: decision.nodeName,
     state: () => refresher.state,
@@ -122,8 +106,5 @@ export async function startKubeReporter(options: KubeReporterOptions): Promise<K
     { node: decision.nodeName, api: access.server, identity: access.source },
     'Kubernetes reporting on: Node condition and Events',
   );
-  return {
-    stop: () => reporter.stop(),
-    snapshot: () => reporter.snapshot(),
-  };
+  return { stop: () => reporter.stop() };
 }

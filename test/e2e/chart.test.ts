@@ -243,7 +243,7 @@ const EXPECTED_CLUSTER_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['nodes'], verbs: ['get'] },
   { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
 ];
-/** Node Events live in "default" (src/kube DEFAULT_EVENT_NAMESPACE), core/v1 only. */
+/** Node Events live in "default" (src/kube EVENT_NAMESPACE), core/v1 only. */
 const EXPECTED_EVENT_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
 ];

@@ -1,10 +1,8 @@
 // `cri-netstatus status`: a CRI client of the agent's socket (or any CRI runtime's), like
 // `crictl info`. Exit 0 when RuntimeReady and NetworkReady are true, 1 when not, 2 when the
 // socket does not answer.
-import { Metadata, credentials } from '@grpc/grpc-js';
-import type { ServiceError } from '@grpc/grpc-js';
-import { RuntimeServiceClient } from '../gen/runtime/v1/api.js';
 import type { StatusResponse, VersionResponse } from '../gen/runtime/v1/api.js';
+import { UpstreamClient } from '../upstream/client.js';
 import { duration, helpText, oneOf, parseFlags, unixEndpoint, helpFlag } from './flags.js';
 
 export const statusFlags = {
@@ -42,30 +40,16 @@ export interface StatusResult {
   status: StatusResponse;
 }
 
+/** Version, then Status, from one connection: the same client the upstream mirror uses. */
 export async function queryStatus(
   socket: string,
   verbose: boolean,
   timeoutMs: number,
 ): Promise<StatusResult> {
-  const client = new RuntimeServiceClient(`unix:${socket}`, credentials.createInsecure());
-  const deadline = (): Date => new Date(Date.now() + timeoutMs);
+  const client = new UpstreamClient(socket);
   try {
-    const version = await new Promise<VersionResponse>((resolve, reject) => {
-      client.version(
-        { version: '0.1.0' },
-        new Metadata(),
-        { deadline: deadline() },
-        (error: ServiceError | null, response) => (error ? reject(error) : resolve(response)),
-      );
-    });
-    const status = await new Promise<StatusResponse>((resolve, reject) => {
-      client.status(
-        { verbose },
-        new Metadata(),
-        { deadline: deadline() },
-        (error: ServiceError | null, response) => (error ? reject(error) : resolve(response)),
-      );
-    });
+    const version = await client.version(timeoutMs);
+    const status = await client.status(verbose, timeoutMs);
     return { version, status };
   } finally {
     client.close();
@@ -82,8 +66,8 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   try {
     result = await queryStatus(flags.socket, flags.verbose || flags.output === 'json', flags.timeout);
   } catch (error) {
-    const details = (error as Partial<ServiceError>).details ?? String(error);
-    process.stderr.write(`cri-netstatus status: cannot reach ${flags.socket}: ${details}\n`);
+    const why = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`cri-netstatus status: cannot reach ${flags.socket}: ${why}\n`);
     return 2;
   }
   const conditions = result.status.status?.conditions ?? [];

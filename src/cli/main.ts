@@ -3,7 +3,7 @@ import { check, CHECK_SUMMARY } from './check.js';
 import { UsageError } from './flags.js';
 import { serve, SERVE_SUMMARY } from './serve.js';
 import { status, STATUS_SUMMARY } from './status.js';
-import { KUBE_CLEANUP_SUMMARY, kubeCleanup } from '../kube/cleanup.js';
+import { KUBE_CLEANUP_SUMMARY, kubeCleanup } from './kube-cleanup.js';
 import { VERSION } from '../version.js';
 
 const USAGE = `Usage: cri-netstatus <command> [flags]

@@ -1,7 +1,6 @@
 // Removes the agent's Node condition from every Node: what the chart's uninstall hook runs, so a
 // removed agent leaves no stale condition behind (node-problem-detector's most-requested fix,
 // NPD #423/#470/#1011). Needs `list nodes` and `patch nodes/status`, nothing else.
-import { parseArgs } from 'node:util';
 import { CONDITION_TYPE, removalPatch } from './condition.js';
 import type { KubeApi } from './client.js';
 
@@ -49,46 +48,4 @@ export async function removeConditionEverywhere(
     await pass();
   }
   return result;
-}
-
-export const KUBE_CLEANUP_SUMMARY = `Remove the ${CONDITION_TYPE} condition from every Node (run by the chart on uninstall).`;
-
-/**
- * `cri-netstatus kube-cleanup [--kubeconfig PATH] [--settle SECONDS]`: exit 0 when every removal
- * succeeded, 1 otherwise (the hook Job then fails visibly instead of leaving conditions behind).
- */
-export async function kubeCleanup(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      kubeconfig: { type: 'string' },
-      settle: { type: 'string', default: '0' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(
-      `Usage: cri-netstatus kube-cleanup [--kubeconfig PATH] [--settle SECONDS]\n\n${KUBE_CLEANUP_SUMMARY}\nWithout --kubeconfig the in-cluster service account is used.\n`,
-    );
-    return 0;
-  }
-  const settle = Number(values.settle);
-  if (!Number.isFinite(settle) || settle < 0)
-    throw new Error(`--settle "${values.settle}" is not a number of seconds`);
-  const config = await import('./config.js');
-  const kubeconfig = values.kubeconfig ?? env.CRI_NETSTATUS_KUBECONFIG;
-  const access = kubeconfig ? await config.loadKubeconfig(kubeconfig) : config.loadInCluster(env);
-  const { createKubeApi } = await import('./client.js');
-  const api = createKubeApi(access);
-  try {
-    const result = await removeConditionEverywhere(api, {
-      settleMs: settle * 1000,
-      log: (line) => process.stdout.write(`${line}\n`),
-    });
-    process.stdout.write(`kube-cleanup: removed ${result.removed.length}, failed ${result.failed.length}\n`);
-    return result.failed.length === 0 ? 0 : 1;
-  } finally {
-    api.close();
-  }
 }

@@ -187,6 +187,10 @@ test('bad flag values are one-line errors naming the flag and what it accepts, e
       /^cri-netstatus serve: Unknown option '--no-such-flag'; see cri-netstatus serve --help\n$/,
     ],
     [['check', '-o', 'yaml'], /^cri-netstatus check: --output: "yaml" is not one of json, text/],
+    [
+      ['kube-cleanup', '--settle', 'soon'],
+      /^cri-netstatus kube-cleanup: --settle: "soon" is not a number of seconds; accepts a number of seconds\n$/,
+    ],
     [['frobnicate'], /^cri-netstatus: unknown command "frobnicate"/],
   ];
   for (const [args, pattern] of cases) {

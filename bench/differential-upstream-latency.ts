@@ -15,7 +15,8 @@ import { CLI } from '../test/helpers/agent.js';
 import { criClient, quantile, statusLatencies } from '../test/helpers/cri.js';
 import type { CriClient } from '../test/helpers/cri.js';
 import { conflist } from '../test/helpers/fs.js';
-import { sleep, startContainerd } from '../test/e2e/harness/containerd.js';
+import { startContainerd } from '../test/e2e/harness/containerd.js';
+import { sleep, until } from '../test/helpers/wait.js';
 import { requirePeers } from '../test/e2e/harness/peers.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -70,13 +71,15 @@ async function measure(label: string, client: CriClient, calls: number): Promise
 }
 
 async function waitRuntimeReady(client: CriClient, want: boolean, reason?: string): Promise<void> {
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    const runtime = (await client.status()).status?.conditions.find((c) => c.type === 'RuntimeReady');
-    if (runtime?.status === want && (reason === undefined || runtime.reason === reason)) return;
-    if (Date.now() > deadline) throw new Error(`RuntimeReady did not become ${String(want)} ${reason ?? ''}`);
-    await sleep(100);
-  }
+  await until(
+    `RuntimeReady to become ${String(want)} ${reason ?? ''}`,
+    async () => {
+      const runtime = (await client.status()).status?.conditions.find((c) => c.type === 'RuntimeReady');
+      return runtime?.status === want && (reason === undefined || runtime.reason === reason);
+    },
+    40_000,
+    { intervalMs: 100 },
+  );
 }
 
 async function main(): Promise<void> {

@@ -22,7 +22,7 @@ export function isMain(url: string): boolean {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from '../../test/helpers/wait.js';
 
 export function median(values: readonly number[]): number {
   if (values.length === 0) return Number.NaN;

@@ -12,12 +12,12 @@ import { scrape, spawnServe } from '../helpers/agent.js';
 import { condition, criClient, parsedInfo, quantile, statusLatencies } from '../helpers/cri.js';
 import type { CriClient } from '../helpers/cri.js';
 import { conflist, tempDir } from '../helpers/fs.js';
+import { until } from '../helpers/wait.js';
 import {
   crictlCondition,
   crictlInfo,
   settledNetworkView,
   reloadFailed,
-  sleep,
   startContainerd,
 } from './harness/containerd.js';
 import { requirePeers } from './harness/peers.js';
@@ -38,16 +38,6 @@ async function upstreamInfo(client: CriClient): Promise<UpstreamInfo> {
   const info = parsedInfo(await client.status(true));
   assert.ok(info.upstream, `info.upstream is shown with --runtime-endpoint: ${Object.keys(info).join(', ')}`);
   return info.upstream as UpstreamInfo;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`);
-    await sleep(100);
-  }
 }
 
 /** Waits until the agent has polled the upstream `n` more times. */

@@ -20,6 +20,7 @@ import { CLI, REPO_ROOT, childEnv, scrape } from '../helpers/agent.js';
 import { criClient, quantile, statusLatencies } from '../helpers/cri.js';
 import type { CriClient } from '../helpers/cri.js';
 import { conflist, writeAtomic } from '../helpers/fs.js';
+import { sleep, until as waitUntil } from '../helpers/wait.js';
 import { startControlPlane } from './harness/apiserver.js';
 import type { ControlPlane } from './harness/apiserver.js';
 import { describeRun, requirePeers, run } from './harness/peers.js';
@@ -48,24 +49,9 @@ interface KubeEvent {
   source?: { component?: string; host?: string };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${last}` : ''}`);
-    }
-    await sleep(200);
-  }
-}
+/** The shared wait, polling the API server every 200 ms and riding out its errors. */
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> =>
+  waitUntil(what, probe, timeoutMs, { intervalMs: 200, retryErrors: true });
 
 /** The agent as a separate process (`cri-netstatus serve --kube on`), kept across tests. */
 interface Agent {

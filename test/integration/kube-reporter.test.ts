@@ -20,6 +20,7 @@ import { createLogger } from '../../src/log.js';
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition } from '../helpers/cri.js';
 import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 interface Recorded {
   method: string;
@@ -149,15 +150,9 @@ function kubeconfig(t: TestContext, server: string): string {
   return path;
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+/** The shared wait, with this file's longer default (writes go through a retrying reporter). */
+const until = <T>(what: string, probe: () => T | undefined | false, timeoutMs = 8000): Promise<T> =>
+  waitUntil(what, probe, timeoutMs);
 
 async function agentWithKube(t: TestContext, server: string, extra: string[] = []) {
   const dir = tempDir(t);

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import { conflist } from '../helpers/fs.js';
+import { until } from '../helpers/wait.js';
 
 const failures = (url: string, reason: string) =>
   scrape(url, `cri_netstatus_config_refresh_failures_total{reason="${reason}"}`);
@@ -84,9 +85,8 @@ test('conf dir deleted and recreated: recovers without a restart, through Status
 
   // Without Status calls: the watcher must have been re-armed on the new dir.
   writeFileSync(join(confDir, '05-c.conflist'), conflist('c'));
-  await waitFor(
-    async () => (await fetchBody(metricsUrl)).includes('cri_netstatus_config_info{network="c"'),
-    'the watcher to see 05-c.conflist',
+  await until('the watcher to see 05-c.conflist', async () =>
+    (await fetchBody(metricsUrl)).includes('cri_netstatus_config_info{network="c"'),
   );
 });
 
@@ -113,40 +113,30 @@ test('a ConfigMap-style ..data symlink swap is picked up, through Status and thr
     'two',
   );
   swap('..2026_03', 'three');
-  await waitFor(
-    async () => (await fetchBody(metricsUrl)).includes('cri_netstatus_config_info{network="three"'),
-    'the watcher to see the swap',
+  await until('the watcher to see the swap', async () =>
+    (await fetchBody(metricsUrl)).includes('cri_netstatus_config_info{network="three"'),
   );
 });
 
 test('metrics and state follow the watcher between Status calls', async (t) => {
   const { confDir, metricsUrl } = await startInProcess(t);
   mkdirSync(confDir, { recursive: true });
-  await waitFor(
-    async () => (await scrape(metricsUrl, 'cri_netstatus_network_ready')) === 0,
+  await until(
     'network_ready 0 on an empty dir',
+    async () => (await scrape(metricsUrl, 'cri_netstatus_network_ready')) === 0,
   );
   writeFileSync(join(confDir, '10-a.conflist'), conflist('a'));
-  await waitFor(
-    async () => (await scrape(metricsUrl, 'cri_netstatus_network_ready')) === 1,
+  await until(
     'network_ready 1 after a file appears',
+    async () => (await scrape(metricsUrl, 'cri_netstatus_network_ready')) === 1,
   );
   writeFileSync(join(confDir, '10-a.conflist'), '{"broken"');
-  await waitFor(
-    async () => (await scrape(metricsUrl, 'cri_netstatus_config_stale')) === 1,
+  await until(
     'config_stale 1 after the file breaks',
+    async () => (await scrape(metricsUrl, 'cri_netstatus_config_stale')) === 1,
   );
 });
 
 async function fetchBody(url: string): Promise<string> {
   return (await fetch(url)).text();
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

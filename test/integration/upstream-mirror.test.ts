@@ -20,6 +20,7 @@ import type { UpstreamMirror, UpstreamMirrorOptions } from '../../src/upstream/m
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import { conflist, tempDir } from '../helpers/fs.js';
+import { until } from '../helpers/wait.js';
 
 const READY: RuntimeCondition[] = [
   { type: 'RuntimeReady', status: true, reason: '', message: '' },
@@ -133,14 +134,6 @@ function mirrorFor(
         ),
     },
   };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 async function metric(registry: Registry, sample: string): Promise<number | undefined> {

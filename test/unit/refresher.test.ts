@@ -9,6 +9,7 @@ import { Refresher } from '../../src/cni/refresher.js';
 import type { RefreshReport } from '../../src/cni/refresher.js';
 import type { Semantics } from '../../src/cni/types.js';
 import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { sleep } from '../helpers/wait.js';
 
 function setup(t: TestContext, semantics: Semantics = 'isulad') {
   const root = tempDir(t);
@@ -23,8 +24,6 @@ function setup(t: TestContext, semantics: Semantics = 'isulad') {
   refresher.onRefresh((report) => reports.push(report));
   return { root, confDir, binDir, refresher, reports };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('a valid file is in force; an unchanged dir re-reads nothing and keeps the same state', async (t) => {
   const { confDir, refresher } = setup(t);

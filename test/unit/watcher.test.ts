@@ -11,6 +11,7 @@ import type { TestContext } from 'node:test';
 import { Refresher } from '../../src/cni/refresher.js';
 import { ConfDirWatcher } from '../../src/cni/watcher.js';
 import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { until } from '../helpers/wait.js';
 
 const RESYNC_MS = 300;
 
@@ -49,14 +50,6 @@ function setup(t: TestContext) {
     reported,
     fail: (on: boolean) => (failing = on),
   };
-}
-
-async function until(what: string, probe: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 test('a conf-dir watch that cannot be created (ENOSPC, injected) is retried at the resync, never once per Status call', async (t) => {

@@ -12,7 +12,8 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { requirePeers, run } from './peers.js';
 import type { RunResult } from './peers.js';
-import { freePort, startEtcd, stopChild, tail, waitFor } from './etcd.js';
+import { until } from '../../helpers/wait.js';
+import { freePort, startEtcd, stopChild, tail } from './etcd.js';
 import type { Etcd } from './etcd.js';
 
 export const KUBECTL = '/usr/bin/kubectl';
@@ -198,19 +199,20 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     started.stderr.pipe(log);
     started.once('exit', (code, signal) => (exited = `kube-apiserver exited (${code ?? signal ?? '?'})`));
     child = started;
-    await waitFor(
+    await until(
       'kube-apiserver /readyz',
       async () => {
         if (exited) throw new Error(exited);
         return (await get('/readyz')).status === 200;
       },
       90_000,
-      () => tail(apiserverLog),
+      { intervalMs: 200, retryErrors: true, describe: () => tail(apiserverLog) },
     );
-    await waitFor(
+    await until(
       'the default namespace',
       async () => (await get('/api/v1/namespaces/default')).status === 200,
       30_000,
+      { intervalMs: 200, retryErrors: true },
     );
   };
 

@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../helpers/agent.js';
+import { sleep, until } from '../../helpers/wait.js';
 import { describeRun, requirePeers, run } from './peers.js';
 import type { RunResult } from './peers.js';
 
@@ -501,17 +502,10 @@ export async function reloadFailed(
   const logged = new RegExp(
     `failed to reload cni configuration after receiving fs change event\\(${op}\\s+\\\\"${escaped}\\\\"\\)`,
   );
-  const deadline = Date.now() + timeoutMs;
-  while (!logged.test(containerd.log().slice(since))) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `containerd logged no failed reload for ${op} ${path} within ${timeoutMs}ms:\n${containerd.log().slice(since).slice(-2000)}`,
-      );
-    }
-    await sleep(20);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  await until(
+    `containerd to log a failed reload for ${op} ${path}`,
+    () => logged.test(containerd.log().slice(since)),
+    timeoutMs,
+    { intervalMs: 20, describe: () => containerd.log().slice(since).slice(-2000) },
+  );
 }

@@ -6,6 +6,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { until } from '../../helpers/wait.js';
 
 export interface Etcd {
   clientUrl: string;
@@ -31,30 +32,6 @@ export async function freePort(): Promise<number> {
     if (handedOut.has(port)) continue;
     handedOut.add(port);
     return port;
-  }
-}
-
-/** Waits for `probe` to resolve true, failing with `describe()` (e.g. a log tail) after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  probe: () => Promise<boolean>,
-  timeoutMs: number,
-  describe: () => string = () => '',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      if (await probe()) return;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${what} not ready within ${timeoutMs / 1000}s${last ? ` (last error: ${last})` : ''}\n${describe()}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
@@ -109,7 +86,7 @@ export async function startEtcd(binary: string, dir: string): Promise<Etcd> {
     log.end();
   };
   try {
-    await waitFor(
+    await until(
       'etcd',
       async () => {
         if (exited) throw new Error(exited);
@@ -117,7 +94,7 @@ export async function startEtcd(binary: string, dir: string): Promise<Etcd> {
         return response.ok;
       },
       30_000,
-      () => tail(logFile),
+      { intervalMs: 200, retryErrors: true, describe: () => tail(logFile) },
     );
   } catch (error) {
     await stop();

@@ -1,17 +1,14 @@
 // Shared by bench/kube-rss.ts and bench/kube-writes.ts: a real control plane (the e2e harness:
 // etcd + kube-apiserver from scripts/peers.sh), a Node object, and agents started as processes
 // with --kube on against it.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startControlPlane } from '../test/e2e/harness/apiserver.js';
 import type { ControlPlane } from '../test/e2e/harness/apiserver.js';
-import { criClient } from '../test/helpers/cri.js';
-import type { CriClient } from '../test/helpers/cri.js';
+import { startServeProcess } from '../test/helpers/agent.js';
+import type { ServeProcess } from '../test/helpers/agent.js';
 import { conflist } from '../test/helpers/fs.js';
 import { onCleanup, tempDir } from './lib/cleanup.js';
-import { CLI, sleep } from './lib/util.js';
 
 export interface KubeBench {
   cp: ControlPlane;
@@ -39,13 +36,8 @@ export async function startKubeBench(nodes: readonly string[]): Promise<KubeBenc
   return { cp, dir, confDir, binDir };
 }
 
-export interface BenchAgent {
+export interface BenchAgent extends ServeProcess {
   name: string;
-  pid: number;
-  client: CriClient;
-  metricsUrl: string;
-  output: () => string;
-  stop(): Promise<void>;
 }
 
 /** `cri-netstatus serve` as a process; `kubeArgs` e.g. ['--kube', 'on', '--kubeconfig', K, '--node-name', N]. */
@@ -56,54 +48,13 @@ export async function startBenchAgent(
   nodeOptions = '',
   confDir = bench.confDir,
 ): Promise<BenchAgent> {
-  const socket = join(bench.dir, `${name}.sock`);
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--cni-conf-dir',
-      confDir,
-      '--cni-bin-dir',
-      bench.binDir,
-      '--socket',
-      socket,
-      '--metrics-address',
-      '127.0.0.1:0',
-      ...kubeArgs,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: nodeOptions, KUBERNETES_SERVICE_HOST: '' },
-    },
+  const agent = await startServeProcess(
+    join(bench.dir, `${name}.sock`),
+    ['--cni-conf-dir', confDir, '--cni-bin-dir', bench.binDir, ...kubeArgs],
+    { NODE_OPTIONS: nodeOptions },
   );
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const clients: CriClient[] = [];
-  const stop = async (): Promise<void> => {
-    for (const c of clients) c.close();
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGKILL'))]);
-    }
-  };
-  onCleanup(stop);
-  const deadline = Date.now() + 20_000;
-  let metrics: string | undefined;
-  while (metrics === undefined) {
-    if (child.exitCode !== null) throw new Error(`agent ${name} exited ${child.exitCode}:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`agent ${name} did not start within 20s:\n${output}`);
-    const line = output.split('\n').find((l) => l.includes('serving CRI RuntimeService/Status'));
-    if (line) metrics = (JSON.parse(line) as { metrics: string }).metrics;
-    else await sleep(50);
-  }
-  const client = criClient(socket);
-  clients.push(client);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`agent ${name} has no pid`);
-  return { name, pid, client, metricsUrl: `http://${metrics}/metrics`, output: () => output, stop };
+  onCleanup(() => agent.stop());
+  return { ...agent, name };
 }
 
 /** The sum of every sample of a Prometheus exposition whose name and labels match. */

@@ -4,8 +4,6 @@
 // the uninstall cleanup hook). The agent runs as a separate process with a TokenRequest token of the chart's
 // service account bound to a Pod on node-a, exactly what a DaemonSet pod gets.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,9 +14,9 @@ import { createKubeApi } from '../../src/kube/client.js';
 import type { KubeError } from '../../src/kube/errors.js';
 import type { EventBody } from '../../src/kube/events.js';
 import { removeConditionEverywhere } from '../../src/kube/cleanup.js';
-import { CLI, REPO_ROOT, childEnv, scrape } from '../helpers/agent.js';
-import { criClient, quantile, statusLatencies } from '../helpers/cri.js';
-import type { CriClient } from '../helpers/cri.js';
+import { REPO_ROOT, scrape, startServeProcess } from '../helpers/agent.js';
+import type { ServeProcess } from '../helpers/agent.js';
+import { quantile, statusLatencies } from '../helpers/cri.js';
 import { conflist, writeAtomic } from '../helpers/fs.js';
 import { sleep, until as waitUntil } from '../helpers/wait.js';
 import { startControlPlane } from './harness/apiserver.js';
@@ -53,15 +51,6 @@ interface KubeEvent {
 const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> =>
   waitUntil(what, probe, timeoutMs, { intervalMs: 200, retryErrors: true });
 
-/** The agent as a separate process (`cri-netstatus serve --kube on`), kept across tests. */
-interface Agent {
-  child: ChildProcess;
-  client: CriClient;
-  metricsUrl: string;
-  output: () => string;
-  stop(): Promise<void>;
-}
-
 describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { concurrency: false }, () => {
   let cp: ControlPlane;
   let helm: string;
@@ -70,7 +59,7 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
   let confDir: string;
   let binDir: string;
   let agentKubeconfig: string;
-  let agent: Agent | undefined;
+  let agent: ServeProcess | undefined;
 
   const helmRun = (args: string[]) =>
     run(helm, [...args, '--kubeconfig', cp.adminKubeconfig], { timeoutMs: 120_000 });
@@ -100,60 +89,27 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     );
   }
 
-  async function startAgent(extra: string[] = []): Promise<Agent> {
-    const socket = join(root, 'cri.sock');
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'serve',
-        '--socket',
-        socket,
-        '--cni-conf-dir',
-        confDir,
-        '--cni-bin-dir',
-        binDir,
-        '--metrics-address',
-        '127.0.0.1:0',
-        '--kube',
-        'on',
-        '--kubeconfig',
-        agentKubeconfig,
-        '--node-name',
-        'node-a',
-        '--kube-heartbeat',
-        '2s',
-        '--resync-interval',
-        '1s',
-        // isulad semantics keep a last good config forever; past this it counts as not ready.
-        '--stale-after',
-        '2s',
-        ...extra,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() },
-    );
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const metrics = await until(
-      'the agent to serve',
-      () => {
-        if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}:\n${output}`);
-        const line = output.split('\n').find((l) => l.includes('serving CRI RuntimeService/Status'));
-        return Promise.resolve(line ? (JSON.parse(line) as { metrics: string }).metrics : undefined);
-      },
-      20_000,
-    );
-    const client = criClient(socket);
-    const stop = async () => {
-      client.close();
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGKILL'))]);
-      }
-    };
-    return { child, client, metricsUrl: `http://${metrics}/metrics`, output: () => output, stop };
+  function startAgent(extra: string[] = []): Promise<ServeProcess> {
+    return startServeProcess(join(root, 'cri.sock'), [
+      '--cni-conf-dir',
+      confDir,
+      '--cni-bin-dir',
+      binDir,
+      '--kube',
+      'on',
+      '--kubeconfig',
+      agentKubeconfig,
+      '--node-name',
+      'node-a',
+      '--kube-heartbeat',
+      '2s',
+      '--resync-interval',
+      '1s',
+      // isulad semantics keep a last good config forever; past this it counts as not ready.
+      '--stale-after',
+      '2s',
+      ...extra,
+    ]);
   }
 
   before(async () => {

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log.js';
 import { criClient } from './cri.js';
 import type { CriClient } from './cri.js';
 import { tempDir } from './fs.js';
+import { sleep, until } from './wait.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(REPO_ROOT, 'bin', 'cri-netstatus.js');
@@ -94,6 +95,72 @@ export async function spawnServe(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return { child, socket, output: () => output, exited };
+}
+
+/** `cri-netstatus serve` as a child process with its metrics endpoint, for e2e tests and benchmarks. */
+export interface ServeProcess {
+  child: ChildProcess;
+  pid: number;
+  client: CriClient;
+  metricsUrl: string;
+  output: () => string;
+  /** SIGTERM, then SIGKILL after 10 s; closes the client. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `serve --socket SOCKET --metrics-address 127.0.0.1:0 ARGS` (JSON logs) and resolves once
+ * it logs that it serves, reading the metrics address from that line. Throws at once if it exits.
+ */
+export async function startServeProcess(
+  socket: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 20_000,
+): Promise<ServeProcess> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--socket', socket, '--metrics-address', '127.0.0.1:0', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const stopChild = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGKILL'))]);
+  };
+  let metrics: string;
+  try {
+    metrics = await until(
+      'the agent to serve',
+      () => {
+        if (child.exitCode !== null) throw new Error(`the agent exited ${child.exitCode}:\n${output}`);
+        const line = output.split('\n').find((l) => l.includes('serving CRI RuntimeService/Status'));
+        return line ? (JSON.parse(line) as { metrics: string }).metrics : undefined;
+      },
+      timeoutMs,
+      { describe: () => output },
+    );
+  } catch (error) {
+    await stopChild();
+    throw error;
+  }
+  if (child.pid === undefined) throw new Error('the agent has no pid');
+  const client = criClient(socket);
+  return {
+    child,
+    pid: child.pid,
+    client,
+    metricsUrl: `http://${metrics}/metrics`,
+    output: () => output,
+    stop: async () => {
+      client.close();
+      await stopChild();
+    },
+  };
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */

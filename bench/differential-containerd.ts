@@ -6,8 +6,7 @@
 // asserts. Needs root and the peers.
 //
 //   npm run build && node dist/bench/differential-containerd.js
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags } from '../src/cli/flags.js';
 import { serveFlags, startAgent } from '../src/cli/serve.js';
@@ -22,12 +21,10 @@ import {
 } from '../test/e2e/harness/containerd.js';
 import type { NetworkView, StepObservation } from '../test/e2e/harness/containerd.js';
 import { peerPaths, requirePeers, run } from '../test/e2e/harness/peers.js';
-
-const cleanups: (() => unknown)[] = [];
-const cleanup = { after: (fn: () => unknown) => cleanups.push(fn) };
+import { harnessCleanup, onCleanup, runScript, tempDir } from './lib/cleanup.js';
 
 async function startBenchAgent(confDir: string, cniBinDir: string, semantics: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'cri-netstatus-bench-'));
+  const dir = tempDir('cnb-agent-');
   const socket = join(dir, 'cri.sock');
   const config = parseFlags(
     'serve',
@@ -39,10 +36,7 @@ async function startBenchAgent(confDir: string, cniBinDir: string, semantics: st
     {},
   );
   const agent = await startAgent(config, createLogger('silent', 'json'));
-  cleanup.after(async () => {
-    await agent.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  onCleanup(() => agent.stop());
   return `unix://${socket}`;
 }
 
@@ -69,13 +63,12 @@ function markdown(observations: readonly StepObservation[]): string {
   return lines.join('\n');
 }
 
-async function main(): Promise<number> {
+async function main(): Promise<string> {
   const { cniBinDir, crictl, containerd: containerdBin } = requirePeers('containerd', 'crictl', 'cniBinDir');
-  const root = mkdtempSync(join(tmpdir(), 'cri-netstatus-differential-'));
-  cleanup.after(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir('cnb-differential-');
   const confDir = join(root, 'net.d');
   mkdirSync(confDir);
-  const containerd = await startContainerd(cleanup, { confDir, cniBinDir });
+  const containerd = await startContainerd(harnessCleanup, { confDir, cniBinDir });
   const agentEndpoints = {
     containerd: await startBenchAgent(confDir, cniBinDir, 'containerd'),
     isulad: await startBenchAgent(confDir, cniBinDir, 'isulad'),
@@ -90,10 +83,7 @@ async function main(): Promise<number> {
   });
   const versions = await run(containerdBin, ['--version']);
   const crictlVersion = await run(crictl, ['--version']);
-  process.stdout.write(`${markdown(observations)}\n\n`);
-  process.stdout.write(
-    `containerd: ${versions.stdout.trim()}; ${crictlVersion.stdout.trim()}; peers from ${peerPaths().peersDir}; ${new Date().toISOString()}\n`,
-  );
+  const table = `${markdown(observations)}\n\ncontainerd: ${versions.stdout.trim()}; ${crictlVersion.stdout.trim()}; peers from ${peerPaths().peersDir}; ${new Date().toISOString()}`;
   let unexpected = 0;
   for (const o of observations) {
     if (o.containerd.ready !== o.step.containerd) {
@@ -111,15 +101,8 @@ async function main(): Promise<number> {
     }
   }
   if (CONF_DIR_SEQUENCE.length !== observations.length) unexpected++;
-  return unexpected === 0 ? 0 : 1;
+  if (unexpected > 0) process.exitCode = 1;
+  return table;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-} finally {
-  for (const fn of cleanups.reverse()) await fn();
-}
-process.exit(code);
+await runScript(main);

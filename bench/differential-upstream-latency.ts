@@ -8,19 +8,16 @@
 //   npm run build && node dist/bench/differential-upstream-latency.js [--calls 3000]
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI } from '../test/helpers/agent.js';
 import { criClient, quantile, statusLatencies } from '../test/helpers/cri.js';
 import type { CriClient } from '../test/helpers/cri.js';
 import { conflist } from '../test/helpers/fs.js';
 import { startContainerd } from '../test/e2e/harness/containerd.js';
-import { sleep, until } from '../test/helpers/wait.js';
+import { until } from '../test/helpers/wait.js';
 import { requirePeers } from '../test/e2e/harness/peers.js';
-
-const cleanups: (() => unknown)[] = [];
-const cleanup = { after: (fn: () => unknown) => cleanups.push(fn) };
+import { harnessCleanup, onCleanup, runScript, tempDir } from './lib/cleanup.js';
 
 function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,13 +33,18 @@ async function spawnAgent(args: string[], socket: string): Promise<ChildProcess>
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  cleanup.after(() => child.kill('SIGTERM'));
-  const deadline = Date.now() + 15_000;
-  while (!existsSync(socket) || !output.includes('serving CRI')) {
-    if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`agent did not start (exit ${String(child.exitCode)}):\n${output}`);
-    await sleep(20);
-  }
+  onCleanup(() => {
+    child.kill('SIGTERM');
+  });
+  await until(
+    'the agent to serve',
+    () => {
+      if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}:\n${output}`);
+      return existsSync(socket) && output.includes('serving CRI');
+    },
+    15_000,
+    { intervalMs: 20, describe: () => output },
+  );
   return child;
 }
 
@@ -82,15 +84,14 @@ async function waitRuntimeReady(client: CriClient, want: boolean, reason?: strin
   );
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<string> {
   const calls = flag('calls', 3000);
   const { cniBinDir } = requirePeers('containerd', 'crictl', 'cniBinDir');
-  const root = mkdtempSync(join(tmpdir(), 'cri-netstatus-upstream-bench-'));
-  cleanup.after(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir('cnb-upstream-');
   const confDir = join(root, 'net.d');
   mkdirSync(confDir);
   writeFileSync(join(confDir, '10-net.conflist'), conflist('net', ['bridge', 'portmap']));
-  const containerd = await startContainerd(cleanup, { confDir, cniBinDir });
+  const containerd = await startContainerd(harnessCleanup, { confDir, cniBinDir });
   const common = ['--cni-conf-dir', confDir, '--cni-bin-dir', cniBinDir, '--metrics-address', 'off'];
   const baselineSocket = join(root, 'baseline.sock');
   const mirroredSocket = join(root, 'mirrored.sock');
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   await spawnAgent([...common, '--runtime-endpoint', containerd.endpoint], mirroredSocket);
   const baseline = criClient(baselineSocket, 10_000);
   const mirrored = criClient(mirroredSocket, 10_000);
-  cleanup.after(() => {
+  onCleanup(() => {
     baseline.close();
     mirrored.close();
   });
@@ -117,28 +118,15 @@ async function main(): Promise<void> {
   containerd.thaw();
 
   const ms = (n: number): string => n.toFixed(2);
-  process.stdout.write(
-    [
-      `Status latency, ${calls} sequential non-verbose calls per row (ms)`,
-      '',
-      '| agent | p50 | p90 | p99 | max | RuntimeReady served |',
-      '|---|---|---|---|---|---|',
-      ...rows.map(
-        (r) =>
-          `| ${r.label} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.runtimeReady} |`,
-      ),
-      '',
-    ].join('\n'),
-  );
+  return [
+    `Status latency, ${calls} sequential non-verbose calls per row (ms)`,
+    '',
+    '| agent | p50 | p90 | p99 | max | RuntimeReady served |',
+    '|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) => `| ${r.label} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.runtimeReady} |`,
+    ),
+  ].join('\n');
 }
 
-let code = 0;
-try {
-  await main();
-} catch (error) {
-  code = 1;
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-} finally {
-  for (const fn of cleanups.reverse()) await fn();
-}
-process.exit(code);
+await runScript(main);

@@ -37,6 +37,15 @@ export function tempDir(prefix = 'cnb-'): string {
   return dir;
 }
 
+/** The e2e harness's cleanup interface (startContainerd and friends) on top of onCleanup. */
+export const harnessCleanup = {
+  after(fn: () => unknown): void {
+    onCleanup(async () => {
+      await fn();
+    });
+  },
+};
+
 /** Runs `main`, prints what it returns, and always cleans up; exit code 1 on failure. */
 export async function runScript(main: () => Promise<string>): Promise<void> {
   try {

@@ -1,13 +1,13 @@
 // Shared by bench/kube-rss.ts and bench/kube-writes.ts: a real control plane (the e2e harness:
 // etcd + kube-apiserver from scripts/peers.sh), a Node object, and agents started as processes
 // with --kube on against it.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startControlPlane } from '../test/e2e/harness/apiserver.js';
 import type { ControlPlane } from '../test/e2e/harness/apiserver.js';
 import { startServeProcess } from '../test/helpers/agent.js';
 import type { ServeProcess } from '../test/helpers/agent.js';
-import { conflist } from '../test/helpers/fs.js';
+import { cniDirs, conflist } from '../test/helpers/fs.js';
 import { onCleanup, tempDir } from './lib/cleanup.js';
 
 export interface KubeBench {
@@ -27,11 +27,7 @@ export async function startKubeBench(nodes: readonly string[]): Promise<KubeBenc
       input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name } }),
     });
   }
-  const confDir = join(dir, 'net.d');
-  const binDir = join(dir, 'bin');
-  mkdirSync(confDir);
-  mkdirSync(binDir);
-  writeFileSync(join(binDir, 'bridge'), '#!/bin/sh\n', { mode: 0o755 });
+  const { confDir, binDir } = cniDirs(dir);
   writeFileSync(join(confDir, '10-bench.conflist'), conflist('bench'));
   return { cp, dir, confDir, binDir };
 }

@@ -4,7 +4,7 @@
 // the uninstall cleanup hook). The agent runs as a separate process with a TokenRequest token of the chart's
 // service account bound to a Pod on node-a, exactly what a DaemonSet pod gets.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +17,7 @@ import { removeConditionEverywhere } from '../../src/kube/cleanup.js';
 import { REPO_ROOT, scrape, startServeProcess } from '../helpers/agent.js';
 import type { ServeProcess } from '../helpers/agent.js';
 import { quantile, statusLatencies } from '../helpers/cri.js';
-import { conflist, writeAtomic } from '../helpers/fs.js';
+import { cniDirs, conflist, writeAtomic } from '../helpers/fs.js';
 import { sleep, until as waitUntil } from '../helpers/wait.js';
 import { startControlPlane } from './harness/apiserver.js';
 import type { ControlPlane } from './harness/apiserver.js';
@@ -116,12 +116,7 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     helm = requirePeers('helm').helm;
     root = mkdtempSync(join(tmpdir(), 'cri-netstatus-kube-e2e-'));
     cp = await startControlPlane(join(root, 'cp'));
-    confDir = join(root, 'net.d');
-    binDir = join(root, 'bin');
-    mkdirSync(confDir);
-    mkdirSync(binDir);
-    for (const plugin of ['bridge', 'portmap'])
-      writeFileSync(join(binDir, plugin), '#!/bin/sh\n', { mode: 0o755 });
+    ({ confDir, binDir } = cniDirs(root, ['bridge', 'portmap']));
     writeAtomic(join(confDir, '10-a.conflist'), conflist('a', ['bridge', 'portmap']));
 
     // Two Nodes, as the kubelet would register them.

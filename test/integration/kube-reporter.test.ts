@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
@@ -19,7 +19,7 @@ import { NodeReporter } from '../../src/kube/node-reporter.js';
 import { createLogger } from '../../src/log.js';
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition } from '../helpers/cri.js';
-import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { cniDirs, conflist, tempDir, writeAtomic } from '../helpers/fs.js';
 import { until as waitUntil } from '../helpers/wait.js';
 
 interface Recorded {
@@ -156,11 +156,7 @@ const until = <T>(what: string, probe: () => T | undefined | false, timeoutMs = 
 
 async function agentWithKube(t: TestContext, server: string, extra: string[] = []) {
   const dir = tempDir(t);
-  const confDir = join(dir, 'net.d');
-  const binDir = join(dir, 'bin');
-  mkdirSync(confDir);
-  mkdirSync(binDir);
-  writeFileSync(join(binDir, 'bridge'), '#!/bin/sh\n', { mode: 0o755 });
+  const { confDir, binDir } = cniDirs(dir);
   writeAtomic(join(confDir, '10-a.conflist'), conflist('a'));
   const args = [
     '--cni-bin-dir',
@@ -312,13 +308,15 @@ test('fake API server: 403 (missing RBAC) is retried slowly, not in a loop', asy
 });
 
 test('fake in-memory KubeApi: a flapping conf dir is coalesced into a bounded number of condition writes, ending in the latest state', async (t) => {
-  const dir = tempDir(t);
-  const confDir = join(dir, 'net.d');
-  mkdirSync(confDir);
-  writeFileSync(join(dir, 'bridge'), '#!/bin/sh\n', { mode: 0o755 });
+  const { confDir, binDir } = cniDirs(tempDir(t));
   const path = join(confDir, '10-a.conflist');
   writeAtomic(path, conflist('a'));
-  const refresher = new Refresher({ confDir, binDirs: [dir], semantics: 'containerd', maxFileSize: 1 << 20 });
+  const refresher = new Refresher({
+    confDir,
+    binDirs: [binDir],
+    semantics: 'containerd',
+    maxFileSize: 1 << 20,
+  });
   refresher.refresh();
   const patches: NodeCondition[] = [];
   const api: KubeApi = {

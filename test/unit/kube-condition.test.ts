@@ -1,6 +1,6 @@
 // The Node condition as pure functions of real refresher states (real files in temp dirs).
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -18,15 +18,10 @@ import {
   observe,
   removalPatch,
 } from '../../src/kube/condition.js';
-import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { cniDirs, conflist, tempDir, writeAtomic } from '../helpers/fs.js';
 
 function setup(t: TestContext, semantics: Semantics = 'isulad', plugins = ['bridge']) {
-  const root = tempDir(t);
-  const confDir = join(root, 'net.d');
-  const binDir = join(root, 'bin');
-  mkdirSync(confDir);
-  mkdirSync(binDir);
-  for (const plugin of plugins) writeFileSync(join(binDir, plugin), '#!/bin/sh\n', { mode: 0o755 });
+  const { confDir, binDir } = cniDirs(tempDir(t), plugins);
   const refresher = new Refresher({ confDir, binDirs: [binDir], semantics, maxFileSize: 1024 * 1024 });
   return { confDir, refresher };
 }

@@ -1,21 +1,18 @@
 // Events as pure data: which changes become Events, dedup into counts, aggregation of similar
 // events, and the per-reason rate limit that folds held-back occurrences into later writes.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { describeChanges } from '../../src/cni/changes.js';
 import { Refresher } from '../../src/cni/refresher.js';
 import { COMBINED_PREFIX, EventCorrelator, eventName, eventsFor } from '../../src/kube/events.js';
 import type { EventIntent, PendingWrite } from '../../src/kube/events.js';
-import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { cniDirs, conflist, tempDir, writeAtomic } from '../helpers/fs.js';
 
 test('changes become Events with the same reason and message as the log line', (t) => {
-  const root = tempDir(t);
-  const confDir = join(root, 'net.d');
-  mkdirSync(confDir);
-  writeFileSync(join(root, 'bridge'), '#!/bin/sh\n', { mode: 0o755 });
-  const refresher = new Refresher({ confDir, binDirs: [root], semantics: 'isulad', maxFileSize: 1 << 20 });
+  const { confDir, binDir } = cniDirs(tempDir(t));
+  const refresher = new Refresher({ confDir, binDirs: [binDir], semantics: 'isulad', maxFileSize: 1 << 20 });
   const empty = refresher.refresh();
   writeAtomic(join(confDir, '10-a.conflist'), conflist('a'));
   const up = refresher.refresh();

@@ -8,17 +8,12 @@ import { ConfDirLister } from '../../src/cni/files.js';
 import { Refresher } from '../../src/cni/refresher.js';
 import type { RefreshReport } from '../../src/cni/refresher.js';
 import type { Semantics } from '../../src/cni/types.js';
-import { conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { cniDirs, conflist, tempDir, writeAtomic } from '../helpers/fs.js';
 import { sleep } from '../helpers/wait.js';
 
 function setup(t: TestContext, semantics: Semantics = 'isulad') {
   const root = tempDir(t);
-  const confDir = join(root, 'net.d');
-  const binDir = join(root, 'bin');
-  mkdirSync(confDir);
-  mkdirSync(binDir);
-  for (const plugin of ['bridge', 'portmap'])
-    writeFileSync(join(binDir, plugin), '#!/bin/sh\n', { mode: 0o755 });
+  const { confDir, binDir } = cniDirs(root, ['bridge', 'portmap']);
   const refresher = new Refresher({ confDir, binDirs: [binDir], semantics, maxFileSize: 1024 * 1024 });
   const reports: RefreshReport[] = [];
   refresher.onRefresh((report) => reports.push(report));

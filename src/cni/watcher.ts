@@ -11,7 +11,6 @@ import type { Refresher } from './refresher.js';
 
 export interface WatcherOptions {
   resyncIntervalMs: number;
-  debounceMs?: number;
   onWatchError?: (path: string, error: Error) => void;
   /** fs.watch, replaceable so tests can make it fail as a node out of inotify watches does. */
   watch?: typeof watch;
@@ -67,14 +66,14 @@ export class ConfDirWatcher {
       // The conf dir itself was created, removed or renamed: a recreated dir may even reuse the inode.
       this.armedIno = undefined;
       this.retryAt = 0;
-      this.refresher.refreshSoon(this.options.debounceMs);
+      this.refresher.refreshSoon();
     });
     if (dirArmed) return;
     this.dirWatch?.close();
     this.dirWatch = undefined;
     this.armedIno = undefined;
     if (state.dirError && state.generation > 0) return;
-    this.dirWatch = this.watchPath(confDir, () => this.refresher.refreshSoon(this.options.debounceMs));
+    this.dirWatch = this.watchPath(confDir, () => this.refresher.refreshSoon());
     if (this.dirWatch) this.armedIno = ino;
   }
 
@@ -88,7 +87,7 @@ export class ConfDirWatcher {
         if (this.dirWatch === watcher) this.dirWatch = undefined;
         if (this.parentWatch === watcher) this.parentWatch = undefined;
         this.failed(path, error);
-        this.refresher.refreshSoon(this.options.debounceMs);
+        this.refresher.refreshSoon();
       });
       return watcher;
     } catch (error) {

@@ -38,10 +38,12 @@ export interface ServerStream {
 
 export type StreamingHandler = (request: Buffer, call: ServerStream) => void;
 
+/** Per connection: far above a CRI client's needs, low enough to bound one client's cost. */
+const MAX_CONCURRENT_STREAMS = 1024;
+
 export interface GrpcServerOptions {
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. */
   maxRequestBytes: number;
-  maxConcurrentStreams?: number;
   /** Once per answered call: its path and gRPC status code name (OK, UNIMPLEMENTED, ...). */
   onCallFinished?: (path: string, code: string) => void;
   /** A handler failed with something other than a GrpcError: a bug, answered INTERNAL. */
@@ -64,7 +66,7 @@ export class GrpcServer {
 
   constructor(private readonly options: GrpcServerOptions) {
     this.server = createServer({
-      settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 1024, maxHeaderListSize: 16 * 1024 },
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: 16 * 1024 },
       maxSessionMemory: 16,
     });
     this.server.on('session', (session) => {

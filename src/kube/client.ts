@@ -42,16 +42,10 @@ export interface KubeApi {
   close(): void;
 }
 
-export interface ClientOptions {
-  /** Per-call timeout; a slow API server must not hold a write forever. */
-  timeoutMs?: number;
-  userAgent?: string;
-}
+/** Per-call timeout: a slow API server must not hold a write forever. */
+export const TIMEOUT_MS = 10_000;
 
-export const DEFAULT_TIMEOUT_MS = 10_000;
-
-export function createKubeApi(access: ClusterAccess, options: ClientOptions = {}): KubeApi {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+export function createKubeApi(access: ClusterAccess): KubeApi {
   // Plain http:// only for a local test server or a proxy such as `kubectl proxy`.
   const agent = access.server.startsWith('http://')
     ? new HttpAgent({ keepAlive: true, maxSockets: 2 })
@@ -64,7 +58,6 @@ export function createKubeApi(access: ClusterAccess, options: ClientOptions = {}
         ...(access.tlsServerName ? { servername: access.tlsServerName } : {}),
         rejectUnauthorized: !access.skipTLSVerify,
       });
-  const userAgent = options.userAgent ?? 'cri-netstatus';
   const configuration: Configuration = createConfiguration({
     baseServer: new ServerConfiguration<Record<string, string>>(access.server, {}),
     authMethods: {
@@ -72,7 +65,7 @@ export function createKubeApi(access: ClusterAccess, options: ClientOptions = {}
         getName: () => 'cri-netstatus',
         applySecurityAuthentication(context: RequestContext): void {
           context.setAgent(agent);
-          context.setHeaderParam('User-Agent', userAgent);
+          context.setHeaderParam('User-Agent', 'cri-netstatus');
           const token = access.token();
           if (token) context.setHeaderParam('Authorization', `Bearer ${token}`);
         },
@@ -91,13 +84,13 @@ export function createKubeApi(access: ClusterAccess, options: ClientOptions = {}
     const request = await build;
     if (contentType) request.setHeaderParam('Content-Type', contentType);
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
     request.setSignal(controller.signal);
     try {
       const response = await configuration.httpApi.send(request).toPromise();
       return (await parse(response)).data;
     } catch (error) {
-      const failure = classify(what, error, controller.signal.aborted, timeoutMs);
+      const failure = classify(what, error, controller.signal.aborted, TIMEOUT_MS);
       if (failure.result === 'unauthorized') access.invalidateToken();
       throw failure;
     } finally {

@@ -196,8 +196,12 @@ export function childEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Scrapes a Prometheus endpoint and returns the value of one sample (undefined when absent). */
 export async function scrape(url: string, sample: string): Promise<number | undefined> {
-  const body = await (await fetch(url)).text();
-  for (const line of body.split('\n')) {
+  return sampleValue(await (await fetch(url)).text(), sample);
+}
+
+/** The value of one sample (name and labels exactly as exposed) in a Prometheus exposition. */
+export function sampleValue(exposition: string, sample: string): number | undefined {
+  for (const line of exposition.split('\n')) {
     if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
   }
   return undefined;

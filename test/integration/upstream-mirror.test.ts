@@ -17,7 +17,7 @@ import type { RuntimeCondition, RuntimeServiceServer } from '../../src/gen/runti
 import { createLogger } from '../../src/log.js';
 import { startUpstreamMirror } from '../../src/upstream/mirror.js';
 import type { UpstreamMirror, UpstreamMirrorOptions } from '../../src/upstream/mirror.js';
-import { scrape, startInProcess } from '../helpers/agent.js';
+import { sampleValue, scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import { conflist, tempDir } from '../helpers/fs.js';
 import { until } from '../helpers/wait.js';
@@ -137,11 +137,7 @@ function mirrorFor(
 }
 
 async function metric(registry: Registry, sample: string): Promise<number | undefined> {
-  const body = await registry.metrics();
-  for (const line of body.split('\n')) {
-    if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
-  }
-  return undefined;
+  return sampleValue(await registry.metrics(), sample);
 }
 
 test('RuntimeReady, the upstream conditions and info follow an answering runtime', async (t) => {

@@ -68,19 +68,19 @@ export function runCheck(options: {
 }): CheckReport {
   // Under a host root the paths are the node's own (relative ones from its /), and symlinks are
   // followed as the node would follow them, not into this container's filesystem.
-  const { hostRoot } = options;
-  const onHost = (path: string): string => (hostRoot ? resolve('/', path) : resolve(path));
+  const root = options.hostRoot ? resolve(options.hostRoot) : undefined;
+  const onHost = (path: string): string => (root ? resolve('/', path) : resolve(path));
   const refresher = new Refresher({
     confDir: onHost(options.confDir),
     binDirs: options.binDirs.map(onHost),
     semantics: 'isulad',
     maxFileSize: options.maxFileSize,
-    ...(hostRoot ? { root: resolve(hostRoot) } : {}),
+    ...(root ? { root } : {}),
   });
   const state = refresher.refresh();
   return {
     confDir: state.confDir,
-    ...(hostRoot ? { hostRoot: resolve(hostRoot) } : {}),
+    ...(root ? { hostRoot: root } : {}),
     binDirs: [...state.binDirs],
     dirError: state.dirError?.message ?? null,
     files: state.files.map(fileReport),

@@ -83,12 +83,6 @@ export class TokenBucket {
     this.updatedAt = now;
   }
 
-  /** Tokens available at `now` (fractional while refilling). */
-  available(now: number): number {
-    this.refill(now);
-    return this.tokens;
-  }
-
   /** Takes a token when one is available. */
   tryTake(now: number): boolean {
     this.refill(now);

@@ -3,8 +3,7 @@
 // what it accepts.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-
-export class UsageError extends Error {}
+import { UsageError } from '../errors.js';
 
 export interface FlagSpec<T> {
   description: string;
@@ -66,7 +65,7 @@ export function parseFlags<Table extends FlagTable>(
     let raw: string | undefined;
     let source: string;
     if (given !== undefined) {
-      raw = typeof given === 'boolean' ? String(given) : String(given);
+      raw = String(given);
       source = `--${name}`;
     } else if (fromEnv !== undefined) {
       raw = fromEnv;
@@ -94,7 +93,7 @@ export function parseFlags<Table extends FlagTable>(
 export function helpText(command: string, summary: string, table: FlagTable): string {
   const lines = [`Usage: cri-netstatus ${command} [flags]`, '', summary, '', 'Flags:'];
   for (const [name, spec] of Object.entries(table)) {
-    const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.boolean ? '' : ` ${spec.accepts ? 'VALUE' : 'VALUE'}`}`;
+    const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.boolean ? '' : ' VALUE'}`;
     const meta = [
       spec.accepts ? `accepts ${spec.accepts}` : '',
       !spec.boolean && spec.default !== undefined && spec.default !== '' ? `default ${spec.default}` : '',

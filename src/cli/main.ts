@@ -1,6 +1,6 @@
 // Command dispatch for bin/cri-netstatus.js. Returns the exit code; usage errors exit 2.
 import { check, CHECK_SUMMARY } from './check.js';
-import { UsageError } from './flags.js';
+import { AgentError, ERROR_CODES } from '../errors.js';
 import { serve, SERVE_SUMMARY } from './serve.js';
 import { status, STATUS_SUMMARY } from './status.js';
 import { KUBE_CLEANUP_SUMMARY, kubeCleanup } from './kube-cleanup.js';
@@ -46,7 +46,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return 2;
     }
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (error instanceof AgentError && error.code === ERROR_CODES.usage) {
       process.stderr.write(`${error.message}\n`);
       return 2;
     }

@@ -1,12 +1,13 @@
-// `cri-netstatus serve`: the daemon. Wires the one-way flow: conf dir → refresher (state) →
-// gRPC Status, metrics and logs (and the Kubernetes view when enabled).
+// `cri-netstatus serve`: the daemon. Composes the one-way flow: conf dir → refresher → verdict →
+// views (gRPC Status, metrics, logs and, when enabled, the Kubernetes Node condition).
+import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
 import { SEMANTICS } from '../cni/types.js';
 import { ConfDirWatcher } from '../cni/watcher.js';
-import { RUNTIME_READY, networkReadyCondition } from '../cri/conditions.js';
 import { CriServer } from '../cri/server.js';
+import { StatusAnswers } from '../cri/service.js';
 import { createLogger, LOG_LEVELS } from '../log.js';
 import type { Logger } from '../log.js';
 import { startHttpEndpoint } from '../metrics/http.js';
@@ -14,7 +15,10 @@ import { AgentMetrics } from '../metrics/registry.js';
 import { startKubeReporter } from '../kube/reporter.js';
 import { startUpstreamMirror } from '../upstream/mirror.js';
 import type { UpstreamMirror } from '../upstream/mirror.js';
-import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
+import { systemClock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
+import { VerdictPublisher } from '../verdict/publisher.js';
+import { TransitionLog } from '../verdict/transition-log.js';
 import { VERSION, versionInfo } from '../version.js';
 import {
   duration,
@@ -174,112 +178,76 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
 
 export interface Agent {
   refresher: Refresher;
+  verdicts: VerdictPublisher;
   metrics: AgentMetrics;
   /** host:port the metrics endpoint is bound to, or "off". */
   metricsAddress: string;
   stop(): Promise<void>;
 }
 
-/** Starts every part of the daemon; used by `serve` and by tests that run it in-process. */
-export async function startAgent(config: ServeConfig, log: Logger): Promise<Agent> {
+/** What tests replace: the clock every stateful part reads. */
+export interface AgentDependencies {
+  clock?: Clock;
+}
+
+/**
+ * Starts every part of the daemon; used by `serve` and by tests that run it in-process. The data
+ * flows one way: conf dir → refresher → verdict publisher → views (Status answers, metrics, logs,
+ * Node condition); the upstream mirror and the clock are the publisher's other inputs.
+ */
+export async function startAgent(
+  config: ServeConfig,
+  log: Logger,
+  deps: AgentDependencies = {},
+): Promise<Agent> {
+  const clock = deps.clock ?? systemClock;
+  const onError = (what: string) => (error: unknown) => log.error({ err: error }, what);
   const refresher = new Refresher({
     confDir: config['cni-conf-dir'],
     binDirs: config['cni-bin-dir'],
     semantics: config.semantics,
     maxFileSize: config['max-file-size'],
-    onError: (error) => log.error({ err: error }, 'refreshing the network config failed'),
+    clock,
+    onError: onError('refreshing the network config failed'),
   });
   const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
-  // NetworkReady as Status serves it, for the metric and the Node condition: one rule for all three.
-  const networkReady = (): boolean => networkReadyCondition(refresher.state, Date.now(), staleAfterMs).status;
-  let upstream: UpstreamMirror | undefined;
-  const runtimeCondition = (): RuntimeCondition => upstream?.runtimeCondition() ?? RUNTIME_READY;
-
-  const metrics = new AgentMetrics({
-    version: VERSION,
-    state: () => refresher.state,
-    networkReady,
-    runtimeReady: () => runtimeCondition().status,
-    lastSuccessAt: () => refresher.stats.lastSuccessAt,
+  const verdicts = new VerdictPublisher({
+    source: refresher,
+    staleAfterMs,
+    clock,
+    onError: onError('a view of the verdict failed'),
   });
-  refresher.onRefresh((report) => {
-    metrics.observeRefresh(report);
-    for (const change of report.changes) {
-      const { severity, message, ...fields } = change;
-      if (severity === 'warning') log.warn(fields, message);
-      else log.info(fields, message);
-    }
-  });
+  const metrics = new AgentMetrics(VERSION, verdicts);
+  for (const view of [metrics, new TransitionLog(log)]) verdicts.register(view);
   refresher.refresh();
-
-  // Everything started is stopped in reverse order, also when a later part fails to start: a
-  // half-started agent must not keep serving (or hold the socket) after `serve` has given up.
-  const stops: (() => unknown)[] = [];
-  const stopAll = async (): Promise<void> => {
-    for (const stop of stops.splice(0).reverse()) {
-      try {
-        await stop();
-      } catch (error) {
-        log.error({ err: error }, 'stopping a part of the agent failed');
-      }
-    }
-  };
+  const stops = new StopStack(log);
   try {
-    const endpoint = config['runtime-endpoint'];
-    if (endpoint) {
-      const mirror = startUpstreamMirror({
-        socketPath: endpoint,
-        log,
-        registry: metrics.registry,
-        networkReady,
-        verdictReady: (semantics) => refresher.state.verdicts[semantics].ready,
-        ownSocketPath: config.socket,
-        intervalMs: config['runtime-poll-interval'],
-        timeoutMs: config['runtime-timeout'],
-      });
-      upstream = mirror;
-      stops.push(() => mirror.stop());
-      await mirror.firstPoll; // at most the poll timeout: serve the upstream's answer from the first call
-    }
+    const mirror = config['runtime-endpoint']
+      ? await startMirror(config, log, metrics, verdicts, clock)
+      : undefined;
+    if (mirror) stops.push(() => mirror.stop());
+    const answers = new StatusAnswers({
+      stats: refresher.stats,
+      config: effectiveConfig(config, staleAfterMs),
+      version: versionInfo(),
+      upstream: mirror,
+    });
+    verdicts.register(answers);
 
-    const effective = {
-      cniConfDir: config['cni-conf-dir'],
-      cniBinDirs: config['cni-bin-dir'],
-      socket: config.socket,
-      metricsAddress: config['metrics-address']
-        ? `${config['metrics-address'].host}:${config['metrics-address'].port}`
-        : 'off',
-      semantics: config.semantics,
-      staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
-      maxFileSize: config['max-file-size'],
-      resyncInterval: `${config['resync-interval'] / 1000}s`,
-      runtimeEndpoint: config['runtime-endpoint'] ?? null,
-      kube: config.kube,
-      nodeName: config['node-name'] ?? null,
-    };
     const cri = new CriServer({
       socketPath: config.socket,
       socketMode: config['socket-mode'],
-      refresher,
+      verdicts,
+      answers,
       version: VERSION,
-      staleAfterMs,
-      runtimeCondition,
-      infoContext: () => ({
-        stats: refresher.stats,
-        config: effective,
-        version: versionInfo(),
-        ...(upstream ? { upstream: upstream.info() } : {}),
-      }),
-      onCallFinished: (method, code) => {
-        if (method === 'Status') metrics.statusServed(code);
-      },
-      onError: (error) => log.error({ err: error }, 'answering a CRI call failed'),
+      calls: metrics,
+      onError: onError('answering a CRI call failed'),
     });
     await cri.start();
     stops.push(() => cri.stop(config['shutdown-grace']));
-
     const watcher = new ConfDirWatcher(refresher, {
       resyncIntervalMs: config['resync-interval'],
+      clock,
       onWatchError: (path, error) =>
         log.warn(
           { path, err: error.message },
@@ -287,38 +255,33 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
         ),
     });
     watcher.start();
-    stops.push(() => watcher.stop());
+    stops.push(
+      () => watcher.stop(),
+      () => verdicts.stop(),
+    );
 
-    const address = config['metrics-address'];
-    const http = address
+    const http = config['metrics-address']
       ? await startHttpEndpoint({
-          address,
+          address: config['metrics-address'],
           registry: metrics.registry,
-          ready: () => (cri.isServing ? { ok: true } : { ok: false, why: 'the CRI socket is not serving' }),
+          ready: () => cri.readiness(),
         })
       : undefined;
-    if (http) {
-      stops.push(() => {
-        http.closeAllConnections();
-        return new Promise<void>((done) => http.close(() => done()));
-      });
-    }
-
+    if (http) stops.push(() => closeServer(http));
     const kube = await startKubeReporter({
       mode: config.kube,
       kubeconfig: config.kubeconfig,
       nodeName: config['node-name'],
-      refresher,
-      networkReady,
+      verdicts,
       log,
       registry: metrics.registry,
       env: process.env,
       heartbeatMs: config['kube-heartbeat'],
+      clock,
     });
     if (kube) stops.push(() => kube.stop());
 
-    const bound = http?.address();
-    const metricsAddress = bound && typeof bound === 'object' ? `${bound.address}:${bound.port}` : 'off';
+    const metricsAddress = boundAddress(http);
     log.info(
       {
         socket: config.socket,
@@ -330,9 +293,85 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
       },
       'serving CRI RuntimeService/Status',
     );
-    return { refresher, metrics, metricsAddress, stop: stopAll };
+    return { refresher, verdicts, metrics, metricsAddress, stop: () => stops.stopAll() };
   } catch (error) {
-    await stopAll();
+    await stops.stopAll();
     throw error;
   }
+}
+
+/** Mirrors --runtime-endpoint into the verdict; waits for its first poll (at most the poll timeout). */
+async function startMirror(
+  config: ServeConfig,
+  log: Logger,
+  metrics: AgentMetrics,
+  verdicts: VerdictPublisher,
+  clock: Clock,
+): Promise<UpstreamMirror> {
+  const mirror = startUpstreamMirror({
+    socketPath: config['runtime-endpoint'] ?? '',
+    log,
+    registry: metrics.registry,
+    networkReady: () => verdicts.current.networkReady,
+    verdictReady: (semantics) => verdicts.current.state.verdicts[semantics].ready,
+    onRuntimeCondition: (condition) => verdicts.runtimeChanged(condition),
+    ownSocketPath: config.socket,
+    intervalMs: config['runtime-poll-interval'],
+    timeoutMs: config['runtime-timeout'],
+    clock,
+  });
+  await mirror.firstPoll; // serve the upstream's answer from the first call
+  return mirror;
+}
+
+/** The effective flags, as `info.config` shows them. */
+function effectiveConfig(config: ServeConfig, staleAfterMs: number | undefined): Record<string, unknown> {
+  const address = config['metrics-address'];
+  return {
+    cniConfDir: config['cni-conf-dir'],
+    cniBinDirs: config['cni-bin-dir'],
+    socket: config.socket,
+    metricsAddress: address ? `${address.host}:${address.port}` : 'off',
+    semantics: config.semantics,
+    staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
+    maxFileSize: config['max-file-size'],
+    resyncInterval: `${config['resync-interval'] / 1000}s`,
+    runtimeEndpoint: config['runtime-endpoint'] ?? null,
+    kube: config.kube,
+    nodeName: config['node-name'] ?? null,
+  };
+}
+
+/**
+ * Everything started is stopped in reverse order, also when a later part fails to start: a
+ * half-started agent must not keep serving (or hold the socket) after `serve` has given up.
+ */
+class StopStack {
+  private readonly stops: (() => unknown)[] = [];
+
+  constructor(private readonly log: Logger) {}
+
+  push(...stops: (() => unknown)[]): void {
+    this.stops.push(...stops);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const stop of this.stops.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        this.log.error({ err: error }, 'stopping a part of the agent failed');
+      }
+    }
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise<void>((done) => server.close(() => done()));
+}
+
+function boundAddress(server: Server | undefined): string {
+  const bound = server?.address();
+  return bound && typeof bound === 'object' ? `${bound.address}:${bound.port}` : 'off';
 }

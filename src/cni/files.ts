@@ -16,6 +16,8 @@ import {
 } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
+import { errorText, formatBytes, isErrno } from '../util/text.js';
+import { noNetworkConfigFound } from './types.js';
 import type { LoadError } from './types.js';
 
 export const CONFIG_EXTENSIONS = new Set(['.conf', '.conflist', '.json']);
@@ -222,7 +224,7 @@ function dirError(dir: string, error: unknown): LoadError {
   if (isErrno(error, 'ENOENT')) {
     return {
       reason: 'no_config',
-      message: `no network config found in ${dir}: the directory does not exist`,
+      message: `${noNetworkConfigFound(dir)}: the directory does not exist`,
     };
   }
   if (isErrno(error, 'ENOTDIR')) {
@@ -248,18 +250,4 @@ function fileError(error: unknown): LoadError {
     return { reason: 'read_error', message: 'too many levels of symbolic links' };
   }
   return { reason: 'read_error', message: `cannot read it: ${errorText(error)}` };
-}
-
-export function isErrno(error: unknown, code: string): boolean {
-  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MiB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1).replace(/\.0$/, '')} KiB`;
-  return `${bytes} bytes`;
 }

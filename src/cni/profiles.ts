@@ -1,6 +1,7 @@
 // Selection semantics: which network is the default, and is the network ready. Each profile is
-// named after the runtime whose loader it mirrors (see reference/cni-loading.md and
-// cri-status.md); they are pure functions of a scan and, for isulad, the previous decision.
+// named after the runtime whose loader it mirrors (docs/conformance.md says which versions, and how
+// each was verified); they are pure functions of a scan and, for isulad, the previous decision.
+import { noNetworkConfigFound } from './types.js';
 import type { FileVerdict, LoadError, NetworkConfig, Selection, Semantics } from './types.js';
 
 export interface Scan {
@@ -59,7 +60,7 @@ function selectContainerd(scan: Scan): Selection {
     return {
       ready: false,
       stale: false,
-      reason: `no network config found in ${scan.confDir}: cni plugin not initialized`,
+      reason: `${noNetworkConfigFound(scan.confDir)}: cni plugin not initialized`,
     };
   }
   if (!first.current.ok) {
@@ -99,8 +100,7 @@ function nothingLoaded(scan: Scan): string {
 /** What stops a scan from loading everything: the dir's error, an empty dir, or the first bad file. */
 export function firstError(scan: Scan): (LoadError & { file?: string }) | undefined {
   if (scan.dirError) return scan.dirError;
-  if (scan.files.length === 0)
-    return { reason: 'no_config', message: `no network config found in ${scan.confDir}` };
+  if (scan.files.length === 0) return { reason: 'no_config', message: noNetworkConfigFound(scan.confDir) };
   const bad = scan.files.find((file) => !file.current.ok);
   if (bad && !bad.current.ok) return { ...bad.current.error, file: bad.path };
   return undefined;

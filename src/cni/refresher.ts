@@ -4,9 +4,9 @@
 // one refresh that starts after all of them arrived (read-your-writes at the cost of one scan).
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
+import { systemClock } from '../util/clock.js';
+import type { Clock, Timer } from '../util/clock.js';
 import { BinaryLocator } from './binaries.js';
-import { describeChanges } from './changes.js';
-import type { Change } from './changes.js';
 import {
   ConfDirLister,
   RACY_WINDOW_MS,
@@ -42,18 +42,19 @@ export interface RefresherOptions {
   root?: string;
   /** Errors of background refreshes and of listeners (bugs, never config problems): logged, not thrown. */
   onError?: (error: unknown) => void;
+  clock?: Clock;
 }
 
-/** What one refresh did, for metrics and logs. */
+/** What one refresh did, for metrics. What changed is on the verdict (src/verdict). */
 export interface RefreshReport {
+  /** When the refresh ran (ms since epoch). */
+  at: number;
   durationSeconds: number;
   /** The state after the refresh (the same object as before when nothing changed). */
   state: NetworkState;
   previous: NetworkState;
   /** Set when this refresh saw a failure that the previous one did not (counted once per change on disk). */
   newFailure?: FailureReason;
-  /** What changed from `previous` to `state`, computed once for every view (logs, Events). */
-  changes: readonly Change[];
 }
 
 export interface RefreshStats {
@@ -85,14 +86,21 @@ export class Refresher {
   private readonly binaries: BinaryLocator;
   private readonly listeners: Listener<RefreshReport>[] = [];
   private pending: Promise<NetworkState> | undefined;
-  private soon: NodeJS.Timeout | undefined;
+  private soon: Timer | undefined;
   private readonly lister: ConfDirLister;
   private binCheckedAt = -Infinity;
   private current: NetworkState;
   private dirIno: number | undefined;
   private readonly onDisk: (path: string) => string;
+  private readonly clock: Clock;
+  /**
+   * Wall time of the current refresh, for the racily-clean checks: they compare it with file
+   * timestamps, which the kernel writes in wall time, whatever clock the agent runs on.
+   */
+  private readAt = 0;
 
   constructor(readonly options: RefresherOptions) {
+    this.clock = options.clock ?? systemClock;
     const { root } = options;
     this.onDisk = root === undefined ? (path) => path : (path) => resolveUnderRoot(root, path);
     this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
@@ -134,11 +142,10 @@ export class Refresher {
   /** Debounced refresh for watcher events: a burst of writes costs one scan. */
   refreshSoon(delayMs = 25): void {
     if (this.soon) return;
-    this.soon = setTimeout(() => {
+    this.soon = this.clock.setTimeout(() => {
       this.soon = undefined;
       this.refreshInBackground();
     }, delayMs);
-    this.soon.unref();
   }
 
   /** A full refresh from a timer or a file event: a failure is reported, never thrown into the event loop. */
@@ -156,7 +163,8 @@ export class Refresher {
    */
   refresh(full = false): NetworkState {
     const started = performance.now();
-    const now = Date.now();
+    const now = this.clock.now();
+    this.readAt = Date.now();
     const previous = this.current;
     let scanned: ReturnType<Refresher['scan']>;
     try {
@@ -179,11 +187,11 @@ export class Refresher {
       this.stats.lastFailureAt = now;
     }
     const report: RefreshReport = {
+      at: now,
       durationSeconds: (performance.now() - started) / 1000,
       state,
       previous,
       ...(newFailure ? { newFailure } : {}),
-      changes: state === previous ? [] : describeChanges(previous, state),
     };
     for (const listener of this.listeners) {
       try {
@@ -211,7 +219,7 @@ export class Refresher {
       this.binCheckedAt = now;
       changed = this.binaries.revalidate();
     }
-    const listing = this.lister.list(now);
+    const listing = this.lister.list(this.readAt);
     if (!listing.ok) {
       // Records are kept: when the dir comes back with the same files, their last good content still counts.
       const same = previous.dirError?.message === listing.error.message;
@@ -288,7 +296,7 @@ export class Refresher {
     this.stats.filesRead++;
     if (!read.ok && 'gone' in read) return undefined;
     if (read.ok && before?.bytes?.equals(read.bytes)) {
-      return { ...before, statKey: stat.key, ctimeMs: stat.ctimeMs, readAtMs: now };
+      return { ...before, statKey: stat.key, ctimeMs: stat.ctimeMs, readAtMs: this.readAt };
     }
     const result: LoadResult = read.ok ? parseConfig(name, read.bytes) : { ok: false, error: read.error };
     return this.withResult(name, path, before, result, now, stat, read.ok ? read.bytes : undefined);
@@ -321,7 +329,7 @@ export class Refresher {
     return {
       statKey: stat?.key ?? '',
       ctimeMs: stat?.ctimeMs ?? 0,
-      readAtMs: now,
+      readAtMs: this.readAt,
       ...(bytes ? { bytes } : {}),
       verdict,
     };

@@ -35,6 +35,11 @@ export interface NetworkConfig {
   warnings: string[];
 }
 
+/** The one wording of "nothing to load", which operators grep for (containerd and kubelet say it too). */
+export function noNetworkConfigFound(confDir: string): string {
+  return `no network config found in ${confDir}`;
+}
+
 export type LoadResult = { ok: true; config: NetworkConfig } | { ok: false; error: LoadError };
 
 /** One candidate file as the refresher last saw it. */

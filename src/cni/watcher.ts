@@ -6,7 +6,9 @@
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { isErrno } from './files.js';
+import { every, systemClock } from '../util/clock.js';
+import type { Clock, Timer } from '../util/clock.js';
+import { isErrno } from '../util/text.js';
 import type { Refresher } from './refresher.js';
 
 export interface WatcherOptions {
@@ -14,6 +16,7 @@ export interface WatcherOptions {
   onWatchError?: (path: string, error: Error) => void;
   /** fs.watch, replaceable so tests can make it fail as a node out of inotify watches does. */
   watch?: typeof watch;
+  clock?: Clock;
 }
 
 export class ConfDirWatcher {
@@ -22,26 +25,30 @@ export class ConfDirWatcher {
   private armedIno: number | undefined;
   /** After a failed watch, no new attempt before this time (the next resync), never one per Status call. */
   private retryAt = 0;
-  private resync: NodeJS.Timeout | undefined;
+  private resync: Timer | undefined;
   private stopped = false;
+  private readonly clock: Clock;
 
   constructor(
     private readonly refresher: Refresher,
     private readonly options: WatcherOptions,
-  ) {}
+  ) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   start(): void {
     this.refresher.onRefresh(() => {
       if (!this.stopped) this.arm();
     });
     this.arm();
-    this.resync = setInterval(() => this.refresher.refreshInBackground(), this.options.resyncIntervalMs);
-    this.resync.unref();
+    this.resync = every(this.clock, this.options.resyncIntervalMs, () =>
+      this.refresher.refreshInBackground(),
+    );
   }
 
   stop(): void {
     this.stopped = true;
-    clearInterval(this.resync);
+    this.resync?.cancel();
     this.dirWatch?.close();
     this.parentWatch?.close();
   }
@@ -60,7 +67,7 @@ export class ConfDirWatcher {
     const { confDir } = this.refresher.options;
     const dirArmed = this.dirWatch !== undefined && ino === this.armedIno && !state.dirError;
     if (dirArmed && this.parentWatch) return;
-    if (Date.now() < this.retryAt) return;
+    if (this.clock.now() < this.retryAt) return;
     this.parentWatch ??= this.watchPath(dirname(confDir), (name) => {
       if (name !== null && name !== basename(confDir)) return;
       // The conf dir itself was created, removed or renamed: a recreated dir may even reuse the inode.
@@ -92,7 +99,7 @@ export class ConfDirWatcher {
       return watcher;
     } catch (error) {
       // A missing dir is retried like any failure, but not reported: the parent's watch sees it come back.
-      this.retryAt = Date.now() + this.options.resyncIntervalMs;
+      this.retryAt = this.clock.now() + this.options.resyncIntervalMs;
       if (!isErrno(error, 'ENOENT'))
         this.failed(path, error instanceof Error ? error : new Error(String(error)));
       return undefined;
@@ -100,7 +107,7 @@ export class ConfDirWatcher {
   }
 
   private failed(path: string, error: Error): void {
-    this.retryAt = Date.now() + this.options.resyncIntervalMs;
+    this.retryAt = this.clock.now() + this.options.resyncIntervalMs;
     this.options.onWatchError?.(path, error);
   }
 }

@@ -1,19 +1,14 @@
-// The CRI conditions served by Status, derived from the network state. Required: RuntimeReady and
-// NetworkReady (kubelet fails Status with fewer than two conditions); optional:
-// NetworkConfigUpToDate, which says when a last-good config is being served.
+// The CRI conditions served by Status, as pure functions the verdict (src/verdict) is made of.
+// Required: RuntimeReady and NetworkReady (kubelet fails Status with fewer than two conditions);
+// optional: NetworkConfigUpToDate, which says when a last-good config is being served.
+import { noNetworkConfigFound } from '../cni/types.js';
 import type { NetworkState } from '../cni/types.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
+import { formatDuration } from '../util/text.js';
 
 export const NETWORK_NOT_READY_REASON = 'NetworkPluginNotReady';
 export const NETWORK_NOT_READY_PREFIX = 'Network plugin returns error: ';
 export const REFRESH_FAILED_REASON = 'RefreshFailed';
-
-export interface ConditionOptions {
-  /** Serving a stale config for longer than this turns NetworkReady false (undefined: never). */
-  staleAfterMs?: number | undefined;
-  /** RuntimeReady as decided elsewhere (true while serving, or mirrored from an upstream runtime). */
-  runtime: RuntimeCondition;
-}
 
 export const RUNTIME_READY: RuntimeCondition = {
   type: 'RuntimeReady',
@@ -33,7 +28,7 @@ export function networkReadyCondition(
       type: 'NetworkReady',
       status: false,
       reason: NETWORK_NOT_READY_REASON,
-      message: NETWORK_NOT_READY_PREFIX + (selection.reason ?? `no network config found in ${state.confDir}`),
+      message: NETWORK_NOT_READY_PREFIX + (selection.reason ?? noNetworkConfigFound(state.confDir)),
     };
   }
   if (isStaleTooLong(state, now, staleAfterMs)) {
@@ -60,21 +55,8 @@ export function configUpToDate(state: NetworkState): RuntimeCondition {
   };
 }
 
-export function conditions(state: NetworkState, now: number, options: ConditionOptions): RuntimeCondition[] {
-  return [options.runtime, networkReadyCondition(state, now, options.staleAfterMs), configUpToDate(state)];
-}
-
 export function isStaleTooLong(state: NetworkState, now: number, staleAfterMs: number | undefined): boolean {
   return (
     staleAfterMs !== undefined && state.staleSince !== undefined && now - state.staleSince > staleAfterMs
   );
-}
-
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m${seconds % 60 ? `${seconds % 60}s` : ''}`;
-  return `${Math.floor(minutes / 60)}h${minutes % 60 ? `${minutes % 60}m` : ''}`;
 }

@@ -5,26 +5,17 @@
 // crictl, critest, grpc-js) see the standard protocol: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
 import { createServer, constants as h2 } from 'node:http2';
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import { GrpcError } from '../errors.js';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
   OK: 0,
-  CANCELLED: 1,
   NOT_FOUND: 5,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;
-
-export class GrpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Answers one request message (its bytes) with one response message. */
 export type UnaryHandler = (request: Buffer) => Buffer | Promise<Buffer>;
@@ -229,7 +220,7 @@ export class GrpcServer {
 
   private failWith(stream: ServerHttp2Stream, path: string, error: unknown): void {
     if (error instanceof GrpcError) {
-      this.fail(stream, path, error.code, error.message);
+      this.fail(stream, path, error.grpcCode, error.message);
       return;
     }
     this.options.onError?.(error);

@@ -5,7 +5,8 @@ import {
   HealthCheckResponse,
   HealthCheckResponse_ServingStatus as Serving,
 } from '../gen/grpc/health/v1/health.js';
-import { GrpcError, GrpcStatus } from './grpc-server.js';
+import { GrpcError } from '../errors.js';
+import { GrpcStatus } from './grpc-server.js';
 import type { GrpcServer, ServerStream } from './grpc-server.js';
 
 export const HEALTH_SERVICES = ['', 'runtime.v1.RuntimeService'] as const;

@@ -6,12 +6,13 @@ import type { RefreshStats } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
 
 export interface InfoContext {
+  /** The refresher's running counts (read at each verbose call). */
   stats: RefreshStats;
   /** The effective flags. */
   config: Record<string, unknown>;
   version: Record<string, string>;
   /** What the upstream runtime said, when --runtime-endpoint is set. */
-  upstream?: unknown;
+  upstream?: { info(): unknown } | undefined;
 }
 
 export function statusInfo(state: NetworkState, context: InfoContext): Record<string, string> {
@@ -22,7 +23,7 @@ export function statusInfo(state: NetworkState, context: InfoContext): Record<st
     config: JSON.stringify(context.config),
     version: JSON.stringify(context.version),
   };
-  if (context.upstream !== undefined) info.upstream = JSON.stringify(context.upstream);
+  if (context.upstream !== undefined) info.upstream = JSON.stringify(context.upstream.info());
   return info;
 }
 

@@ -3,7 +3,9 @@
 // one is a few bytes.
 import { chmodSync } from 'node:fs';
 import { StatusRequest, VersionRequest, VersionResponse } from '../gen/runtime/v1/api.js';
-import { GrpcError, GrpcServer, GrpcStatus } from './grpc-server.js';
+import { GrpcError, ListenError } from '../errors.js';
+import { errorText } from '../util/text.js';
+import { GrpcServer, GrpcStatus } from './grpc-server.js';
 import { HealthState } from './health.js';
 import { criHandlers } from './service.js';
 import type { CriServiceOptions } from './service.js';
@@ -11,12 +13,18 @@ import { claimSocketPath, removeSocketIfOurs, socketIno } from './socket.js';
 
 export const MAX_REQUEST_BYTES = 16 * 1024;
 
+/** Told of every answered call: the method name (Status, Version, Check, ...) and its gRPC code name. */
+export interface CallObserver {
+  callFinished(method: string, code: string): void;
+}
+
 export interface CriServerOptions extends CriServiceOptions {
   socketPath: string;
   /** File mode of the socket, e.g. 0o660. */
   socketMode: number;
-  /** Once per answered call: the method name (Status, Version, Check, ...) and its gRPC code name. */
-  onCallFinished?: (method: string, code: string) => void;
+  calls?: CallObserver;
+  /** A handler that threw: a bug, logged; the caller gets INTERNAL. */
+  onError?: (error: unknown) => void;
 }
 
 /** Decodes a request, answering INTERNAL (not logged: a client's mistake, not ours) when it is not protobuf. */
@@ -40,14 +48,14 @@ export class CriServer {
   private listening = false;
 
   constructor(private readonly options: CriServerOptions) {
-    const onCallFinished = options.onCallFinished;
+    const { calls } = options;
     this.server = new GrpcServer({
       maxRequestBytes: MAX_REQUEST_BYTES,
       onError: options.onError,
-      ...(onCallFinished
+      ...(calls
         ? {
             onCallFinished: (path: string, code: string) =>
-              onCallFinished(path.slice(path.lastIndexOf('/') + 1), code),
+              calls.callFinished(path.slice(path.lastIndexOf('/') + 1), code),
           }
         : {}),
     });
@@ -66,6 +74,11 @@ export class CriServer {
     return this.listening;
   }
 
+  /** For /readyz: the agent is ready once its socket serves (NetworkReady is what it reports, not a gate). */
+  readiness(): { ok: boolean; why?: string } {
+    return this.listening ? { ok: true } : { ok: false, why: 'the CRI socket is not serving' };
+  }
+
   async start(): Promise<void> {
     const { socketPath, socketMode } = this.options;
     await claimSocketPath(socketPath);
@@ -81,9 +94,7 @@ export class CriServer {
     try {
       await listening;
     } catch (error) {
-      throw new Error(
-        `cannot listen on ${socketPath}: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      throw new ListenError(`cannot listen on ${socketPath}: ${errorText(error)}`, error);
     }
     chmodSync(socketPath, socketMode);
     this.ino = socketIno(socketPath);

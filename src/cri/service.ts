@@ -1,16 +1,10 @@
-// The RuntimeService handlers. Status refreshes the network config (sharing the refresh with
-// concurrent calls), then answers from the state; the encoded non-verbose answer is cached per
-// state generation, so a call on an unchanged node costs one scan and no protobuf encoding.
-import type { Refresher } from '../cni/refresher.js';
-import type { NetworkState } from '../cni/types.js';
+// The RuntimeService handlers: a view of the verdict. Status brings the verdict up to date (sharing
+// the refresh with concurrent calls), then answers from it; the encoded non-verbose answer is
+// cached per verdict generation, so a call on an unchanged node costs one scan and no encoding.
 import { StatusResponse } from '../gen/runtime/v1/api.js';
-import type {
-  RuntimeCondition,
-  StatusRequest,
-  VersionRequest,
-  VersionResponse,
-} from '../gen/runtime/v1/api.js';
-import { conditions, isStaleTooLong } from './conditions.js';
+import type { StatusRequest, VersionRequest, VersionResponse } from '../gen/runtime/v1/api.js';
+import type { VerdictExporter, VerdictSource } from '../verdict/publisher.js';
+import type { Verdict } from '../verdict/verdict.js';
 import { statusInfo } from './info.js';
 import type { InfoContext } from './info.js';
 
@@ -26,44 +20,46 @@ export interface CriHandlers {
 }
 
 export interface CriServiceOptions {
-  refresher: Refresher;
+  verdicts: VerdictSource;
+  /** The Status answers, a view registered with the verdict publisher. */
+  answers: StatusAnswers;
   version: string;
-  staleAfterMs?: number | undefined;
-  /** RuntimeReady: true while serving, or mirrored from the node's runtime. */
-  runtimeCondition: () => RuntimeCondition;
-  /** Everything `info` shows besides the network state. */
-  infoContext: () => InfoContext;
-  onError?: (error: unknown) => void;
+}
+
+/** The Status answer, encoded once per verdict. */
+export class StatusAnswers implements VerdictExporter {
+  private generation = -1;
+  private encoded: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly info: InfoContext) {}
+
+  onVerdict(): void {
+    this.encoded = Buffer.alloc(0); // not needed again: release it now
+    this.generation = -1;
+  }
+
+  answer(verdict: Verdict, verbose: boolean): Buffer {
+    if (verbose) return encode(verdict, statusInfo(verdict.state, this.info));
+    if (verdict.generation !== this.generation) {
+      this.encoded = encode(verdict, {});
+      this.generation = verdict.generation;
+    }
+    return this.encoded;
+  }
+}
+
+function encode(verdict: Verdict, info: Record<string, string>): Buffer {
+  const response: StatusResponse = {
+    status: { conditions: [...verdict.conditions] },
+    info,
+    runtimeHandlers: [],
+    features: undefined,
+  };
+  return Buffer.from(StatusResponse.encode(response).finish());
 }
 
 export function criHandlers(options: CriServiceOptions): CriHandlers {
-  const { refresher } = options;
-  let cacheKey = '';
-  let cached: Buffer = Buffer.alloc(0);
-
-  const encode = (state: NetworkState, verbose: boolean, now: number, runtime: RuntimeCondition): Buffer => {
-    const response: StatusResponse = {
-      status: { conditions: conditions(state, now, { runtime, staleAfterMs: options.staleAfterMs }) },
-      info: verbose ? statusInfo(state, options.infoContext()) : {},
-      runtimeHandlers: [],
-      features: undefined,
-    };
-    return Buffer.from(StatusResponse.encode(response).finish());
-  };
-
-  const answer = (state: NetworkState, verbose: boolean): Buffer => {
-    const now = Date.now();
-    const runtime = options.runtimeCondition();
-    if (verbose) return encode(state, true, now, runtime);
-    const key = `${state.generation}|${isStaleTooLong(state, now, options.staleAfterMs)}|${runtime.status}|${runtime.reason}|${runtime.message}`;
-    if (key !== cacheKey) {
-      // The key and the body are made from the same runtime condition.
-      cached = encode(state, false, now, runtime);
-      cacheKey = key;
-    }
-    return cached;
-  };
-
+  const { verdicts, answers } = options;
   return {
     version: () => ({
       version: KUBELET_API_VERSION,
@@ -72,15 +68,7 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
       runtimeApiVersion: RUNTIME_API_VERSION,
     }),
     async status(request) {
-      let state: NetworkState;
-      try {
-        state = await refresher.fresh();
-      } catch (error) {
-        // A refresh that throws is a bug, not a config problem: answer from the last state.
-        options.onError?.(error);
-        state = refresher.state;
-      }
-      return answer(state, request.verbose);
+      return answers.answer(await verdicts.fresh(), request.verbose);
     },
   };
 }

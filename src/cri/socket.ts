@@ -3,9 +3,8 @@
 import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { isErrno } from '../cni/files.js';
-
-export class SocketInUseError extends Error {}
+import { SocketInUseError } from '../errors.js';
+import { isErrno } from '../util/text.js';
 
 /** Makes `path` free for bind(2): creates its dir, removes a stale socket, refuses a live one. */
 export async function claimSocketPath(path: string): Promise<void> {

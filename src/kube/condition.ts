@@ -1,6 +1,7 @@
 // The agent's Node condition, as pure functions of the network state: what it should say, when it
 // last transitioned (kept across agent restarts by adopting the Node's own record), and the
 // strategic-merge patch that writes it. No I/O here.
+import { noNetworkConfigFound } from '../cni/types.js';
 import type { NetworkState } from '../cni/types.js';
 
 /** The one Node condition this agent owns. Positive polarity, like `Ready`: True means healthy. */
@@ -90,7 +91,7 @@ export function desiredCondition(state: NetworkState, networkReady: boolean): Co
       message: truncate(`serving the last good config of ${network}${since}: ${why}`),
     };
   }
-  const why = selection.reason ?? `no network config found in ${state.confDir}`;
+  const why = selection.reason ?? noNetworkConfigFound(state.confDir);
   let reason: ConditionReason;
   if (state.dirError) reason = CONDITION_REASONS.dirUnreadable;
   else if (state.files.length === 0) reason = CONDITION_REASONS.noConfig;

@@ -2,6 +2,8 @@
 // kubeconfig (--kubeconfig, for tests and out-of-cluster runs). Only what a node agent needs is
 // supported: bearer tokens (re-read from their file as the kubelet rotates them) and client
 // certificates; exec and auth-provider plugins are refused with a clear error.
+import { KubeConfigError } from '../errors.js';
+import { errorText } from '../util/text.js';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 
@@ -40,7 +42,7 @@ export function loadInCluster(env: NodeJS.ProcessEnv, dir = SERVICE_ACCOUNT_DIR)
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT;
   if (!host || !port) {
-    throw new Error(
+    throw new KubeConfigError(
       'not running in a cluster: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set; pass --kubeconfig, or --kube off',
     );
   }
@@ -66,9 +68,7 @@ export async function loadKubeconfig(path: string): Promise<ClusterAccess> {
   try {
     doc = loadYaml(text);
   } catch (error) {
-    throw new Error(
-      `kubeconfig ${path} is not valid YAML: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    throw new KubeConfigError(`kubeconfig ${path} is not valid YAML: ${errorText(error)}`);
   }
   const config = record(doc, `kubeconfig ${path}`);
   const base = dirname(path);
@@ -80,19 +80,19 @@ export async function loadKubeconfig(path: string): Promise<ClusterAccess> {
       ? [...contexts.values()][0]
       : undefined;
   if (!context) {
-    throw new Error(
+    throw new KubeConfigError(
       `kubeconfig ${path}: ${contextName ? `context "${contextName}" not found` : 'no current-context set'}`,
     );
   }
   const clusterName = str(context.cluster);
   const userName = str(context.user);
   const cluster = clusterName ? entries(config.clusters, 'cluster').get(clusterName) : undefined;
-  if (!cluster) throw new Error(`kubeconfig ${path}: cluster "${clusterName ?? ''}" not found`);
+  if (!cluster) throw new KubeConfigError(`kubeconfig ${path}: cluster "${clusterName ?? ''}" not found`);
   const user = userName ? (entries(config.users, 'user').get(userName) ?? {}) : {};
   const server = str(cluster.server);
-  if (!server) throw new Error(`kubeconfig ${path}: cluster "${clusterName ?? ''}" has no server`);
+  if (!server) throw new KubeConfigError(`kubeconfig ${path}: cluster "${clusterName ?? ''}" has no server`);
   if (user.exec !== undefined || user['auth-provider'] !== undefined) {
-    throw new Error(
+    throw new KubeConfigError(
       `kubeconfig ${path}: user "${userName ?? ''}" uses an exec or auth-provider plugin, which cri-netstatus does not run; use a token, token-file or client certificate`,
     );
   }
@@ -135,7 +135,7 @@ function fileToken(path: string): FileToken {
   let readAt = -Infinity;
   const read = (): string => {
     const token = readFile(path, 'the service-account token').toString('utf8').trim();
-    if (!token) throw new Error(`the token file ${path} is empty`);
+    if (!token) throw new KubeConfigError(`the token file ${path} is empty`);
     value = token;
     readAt = Date.now();
     return token;
@@ -161,13 +161,13 @@ function readFile(path: string, what: string): Buffer {
     return readFileSync(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new Error(`cannot read ${what} at ${path} (${code})`);
+    throw new KubeConfigError(`cannot read ${what} at ${path} (${code})`);
   }
 }
 
 function record(value: unknown, what: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new Error(`${what} is not a mapping`);
+    throw new KubeConfigError(`${what} is not a mapping`);
   }
   return value as Record<string, unknown>;
 }

@@ -1,6 +1,7 @@
 // API failures as a small fixed set of results: the `result` label of the write metric and the
 // key of "log only when it changes". Kept apart from client.ts so that code which only handles
 // failures does not load @kubernetes/client-node.
+import { AgentError, ERROR_CODES } from '../errors.js';
 
 /** Outcome of one API call; the `result` label of cri_netstatus_kube_writes_total. */
 export const WRITE_RESULTS = [
@@ -19,14 +20,13 @@ export const WRITE_RESULTS = [
 export type WriteResult = (typeof WRITE_RESULTS)[number];
 export type FailureResult = Exclude<WriteResult, 'success'>;
 
-export class KubeError extends Error {
+export class KubeError extends AgentError {
   constructor(
     message: string,
     readonly result: FailureResult,
     readonly status?: number,
   ) {
-    super(message);
-    this.name = 'KubeError';
+    super(ERROR_CODES.kubeApi, message);
   }
 }
 

@@ -222,7 +222,7 @@ export class EventCorrelator {
     delete write.record.name;
   }
 
-  /** For tests and metrics: the records, least recently used first. */
+  /** For tests: the records, least recently used first. */
   snapshot(): readonly EventRecord[] {
     return [...this.records.values()];
   }

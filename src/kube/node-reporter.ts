@@ -1,29 +1,23 @@
-// The Kubernetes view of the network state: one Node condition and Events on the Node. It is fed
-// from the refresher's callback, which must stay cheap (it runs inside Status calls): the callback
-// compares generations, updates in-memory values and arms a timer; every API call happens later,
+// The Kubernetes view of the verdict: one Node condition and Events on the Node. It is fed new
+// verdicts, which must stay cheap (they arrive inside Status calls): onVerdict updates in-memory
+// values and arms a timer; every API call happens later,
 // in the background, with a timeout, retries with backoff and jitter, and a log line only when the
 // health of the writes changes. Nothing here can block or fail a Status call.
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { describeChanges } from '../cni/changes.js';
 import { initialState } from '../cni/refresher.js';
-import type { RefreshReport } from '../cni/refresher.js';
-import type { NetworkState } from '../cni/types.js';
 import type { Logger } from '../log.js';
+import { systemClock } from '../util/clock.js';
+import type { Clock, Timer } from '../util/clock.js';
+import type { VerdictExporter } from '../verdict/publisher.js';
+import type { Verdict } from '../verdict/verdict.js';
 import { RetryBackoff, TokenBucket, jittered } from '../backoff.js';
 import type { BackoffOptions } from '../backoff.js';
 import type { KubeApi } from './client.js';
 import { PERMANENT_RESULTS, asKubeError } from './errors.js';
 import type { WriteResult } from './errors.js';
-import {
-  CONDITION_TYPE,
-  adoptExisting,
-  conditionPatch,
-  desiredCondition,
-  differs,
-  isoSeconds,
-  observe,
-} from './condition.js';
+import { CONDITION_TYPE, adoptExisting, conditionPatch, differs, isoSeconds, observe } from './condition.js';
 import type { ExistingCondition, TrackedCondition } from './condition.js';
 import { EventCorrelator, eventName, eventsFor } from './events.js';
 import type { EventBody, EventIntent, PendingWrite } from './events.js';
@@ -42,9 +36,8 @@ const PERMANENT_BACKOFF: BackoffOptions = { baseMs: 5000, maxMs: 300_000 };
 export interface NodeReporterOptions {
   api: KubeApi;
   nodeName: string;
-  /** The state now and NetworkReady as Status serves it (includes --stale-after). */
-  state: () => NetworkState;
-  networkReady: () => boolean;
+  /** The verdict when the reporter starts; later ones arrive through onVerdict. */
+  verdict: Verdict;
   log: Logger;
   registry: Registry;
   heartbeatMs?: number;
@@ -55,9 +48,10 @@ export interface NodeReporterOptions {
    */
   conditionBurst?: number;
   conditionRefillMs?: number;
+  clock?: Clock;
 }
 
-/** What the reporter knows, for tests and `info`. */
+/** What the reporter knows, for tests. */
 export interface NodeReporterSnapshot {
   tracked: TrackedCondition;
   written?: TrackedCondition;
@@ -66,25 +60,22 @@ export interface NodeReporterSnapshot {
   pendingEventOccurrences: number;
 }
 
-export class NodeReporter {
+export class NodeReporter implements VerdictExporter {
   private readonly api: KubeApi;
   private readonly node: string;
   private readonly log: Logger;
-  private readonly now = Date.now;
+  private readonly clock: Clock;
   private readonly heartbeatMs: number;
   private readonly conditionBucket: TokenBucket;
   private readonly correlator: EventCorrelator;
   private readonly writes: Counter<'kind' | 'result'>;
   private stopped = false;
 
-  // NetworkReady as served when the refresh callback last ran (--stale-after can flip it alone).
-  private ready: boolean;
-
   // The condition.
   private tracked: TrackedCondition;
   private written: TrackedCondition | undefined;
   private seeded = false;
-  private conditionTimer: NodeJS.Timeout | undefined;
+  private conditionTimer: Timer | undefined;
   private conditionBusy: Promise<void> | undefined;
   private readonly conditionBackoff: RetryBackoff;
   private conditionRetryAt = 0;
@@ -95,7 +86,7 @@ export class NodeReporter {
 
   // Events.
   private startupIntents: EventIntent[] | undefined;
-  private eventTimer: NodeJS.Timeout | undefined;
+  private eventTimer: Timer | undefined;
   private eventBusy: Promise<void> | undefined;
   private readonly eventBackoff: RetryBackoff;
   private eventBackoffUntil = 0;
@@ -105,6 +96,7 @@ export class NodeReporter {
   constructor(private readonly options: NodeReporterOptions) {
     this.api = options.api;
     this.node = options.nodeName;
+    this.clock = options.clock ?? systemClock;
     this.log = options.log.child({ component: 'kube', node: options.nodeName });
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.conditionBucket = new TokenBucket(
@@ -142,42 +134,36 @@ export class NodeReporter {
       },
     });
 
-    const state = options.state();
-    const ready = options.networkReady();
-    this.ready = ready;
-    this.tracked = observe(undefined, desiredCondition(state, ready), this.now());
+    const { verdict } = options;
+    this.tracked = observe(undefined, verdict.nodeCondition, this.now());
     // What an earlier run of the agent would have reported already; decided once the Node is read.
-    this.startupIntents = eventsFor(describeChanges(initialState(state), state));
+    this.startupIntents = eventsFor(describeChanges(initialState(verdict.state), verdict.state));
   }
 
   start(): void {
     this.scheduleCondition(0);
   }
 
-  /** The refresher's callback. Runs inside Status calls: no I/O, no awaiting, O(changes). */
-  onRefresh(report: RefreshReport): void {
+  /** Runs inside Status calls: no I/O, no awaiting, O(changes). */
+  onVerdict(verdict: Verdict, previous: Verdict): void {
     if (this.stopped) return;
-    const ready = this.options.networkReady();
-    const { state, previous } = report;
-    if (state === previous && ready === this.ready) return;
-    const desired = desiredCondition(state, ready);
-    const intents = eventsFor(report.changes);
+    const ready = verdict.networkReady;
+    const intents = eventsFor(verdict.changes);
     // NetworkReady as served can flip without the selection flipping (--stale-after): say so too.
-    if (ready !== this.ready && state.selection.ready === previous.selection.ready) {
+    if (ready !== previous.networkReady && verdict.state.selection.ready === previous.state.selection.ready) {
       intents.push(
         ready
           ? { type: 'Normal', reason: 'NetworkReady', message: 'network is ready' }
           : {
               type: 'Warning',
               reason: 'NetworkNotReady',
-              message: `network is not ready: ${desired.message}`,
+              message: `network is not ready: ${verdict.nodeCondition.message}`,
             },
       );
     }
-    this.ready = ready;
     const now = this.now();
     const before = this.tracked;
-    this.tracked = observe(this.tracked, desired, now);
+    this.tracked = observe(this.tracked, verdict.nodeCondition, now);
     if (this.tracked !== before) this.scheduleCondition();
     if (intents.length > 0) {
       for (const intent of intents) this.correlator.observe(intent, now);
@@ -197,8 +183,8 @@ export class NodeReporter {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.conditionTimer);
-    clearTimeout(this.eventTimer);
+    this.conditionTimer?.cancel();
+    this.eventTimer?.cancel();
     this.api.close();
     await Promise.allSettled([this.conditionBusy, this.eventBusy]);
   }
@@ -220,9 +206,8 @@ export class NodeReporter {
         this.written ? now + this.conditionBucket.waitMs(now) : now,
       );
     } else at = Math.max(this.nextHeartbeatAt, this.conditionRetryAt);
-    clearTimeout(this.conditionTimer);
-    this.conditionTimer = setTimeout(() => this.runCondition(), Math.max(0, at - now));
-    this.conditionTimer.unref();
+    this.conditionTimer?.cancel();
+    this.conditionTimer = this.clock.setTimeout(() => this.runCondition(), Math.max(0, at - now));
   }
 
   private runCondition(): void {
@@ -338,16 +323,15 @@ export class NodeReporter {
   }
 
   private armEvents(delayMs: number): void {
-    clearTimeout(this.eventTimer);
+    this.eventTimer?.cancel();
     if (this.stopped) return;
-    this.eventTimer = setTimeout(() => {
+    this.eventTimer = this.clock.setTimeout(() => {
       this.eventTimer = undefined;
       if (this.stopped || this.eventBusy) return;
       this.eventBusy = this.writeEvents().finally(() => {
         this.eventBusy = undefined;
       });
     }, delayMs);
-    this.eventTimer.unref();
   }
 
   private async writeEvents(): Promise<void> {
@@ -431,5 +415,9 @@ export class NodeReporter {
         if (asKubeError(error).result !== 'conflict' || attempt >= 2) throw error;
       }
     }
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 }

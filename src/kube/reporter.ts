@@ -3,27 +3,27 @@
 // API client (and with it @kubernetes/client-node) is loaded only when the reporter runs, so
 // `--kube off` costs no memory for it.
 import type { Registry } from 'prom-client';
-import type { Refresher } from '../cni/refresher.js';
+import { KubeConfigError } from '../errors.js';
+import { errorText } from '../util/text.js';
 import type { Logger } from '../log.js';
+import type { Clock } from '../util/clock.js';
+import type { VerdictPublisher } from '../verdict/publisher.js';
 import type { KubeApi } from './client.js';
 import type { ClusterAccess } from './config.js';
 import { DEFAULT_HEARTBEAT_MS, NodeReporter } from './node-reporter.js';
-
-export { CONDITION_REASONS, CONDITION_TYPE } from './condition.js';
-export { DEFAULT_HEARTBEAT_MS } from './node-reporter.js';
 
 export interface KubeReporterOptions {
   mode: 'auto' | 'on' | 'off';
   kubeconfig?: string | undefined;
   nodeName?: string | undefined;
-  refresher: Refresher;
-  /** NetworkReady exactly as Status serves it now (includes --stale-after). */
-  networkReady: () => boolean;
+  /** The reporter registers itself here as a view of the verdict. */
+  verdicts: Pick<VerdictPublisher, 'current' | 'register'>;
   log: Logger;
   registry: Registry;
   env: NodeJS.ProcessEnv;
   /** Heartbeat period of the Node condition (--kube-heartbeat); 10 min by default. */
   heartbeatMs?: number | undefined;
+  clock: Clock;
 }
 
 export interface KubeReporter {
@@ -57,13 +57,13 @@ export function decide(
     return { on: true, nodeName, source: kubeconfig ? { kubeconfig } : { inCluster: true } };
   }
   if (!nodeName) {
-    throw new Error(
+    throw new KubeConfigError(
       '--kube on needs the node name: pass --node-name or set NODE_NAME (in a DaemonSet: env NODE_NAME from fieldRef spec.nodeName)',
     );
   }
   if (kubeconfig) return { on: true, nodeName, source: { kubeconfig } };
   if (!inCluster) {
-    throw new Error(
+    throw new KubeConfigError(
       '--kube on needs API access: run in a Pod with a service-account token, or pass --kubeconfig PATH',
     );
   }
@@ -86,21 +86,21 @@ export async function startKubeReporter(options: KubeReporterOptions): Promise<K
         ? await config.loadKubeconfig(decision.source.kubeconfig)
         : config.loadInCluster(options.env);
   } catch (error) {
-    throw new Error(`--kube: ${error instanceof Error ? error.message : String(error)}`);
+    throw new KubeConfigError(`--kube: ${errorText(error)}`);
   }
   const { createKubeApi } = await import('./client.js');
   const api: KubeApi = createKubeApi(access);
-  const { refresher } = options;
+  const { verdicts } = options;
   const reporter = new NodeReporter({
     api,
     nodeName: decision.nodeName,
-    state: () => refresher.state,
-    networkReady: options.networkReady,
+    verdict: verdicts.current,
     log: options.log,
     registry: options.registry,
     heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    clock: options.clock,
   });
-  refresher.onRefresh((report) => reporter.onRefresh(report));
+  verdicts.register(reporter);
   reporter.start();
   options.log.info(
     { node: decision.nodeName, api: access.server, identity: access.source },

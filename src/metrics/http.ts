@@ -1,9 +1,10 @@
 // The HTTP endpoint: /metrics for Prometheus, /healthz (the process answers) and /readyz (the CRI
-// socket is serving and the conf dir has been read once). Readiness does not follow NetworkReady:
-// a node without a network must still roll out the agent that reports it.
+// socket is serving). Readiness does not follow NetworkReady: a node without a network must still
+// roll out the agent that reports it.
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { ListenError } from '../errors.js';
 
 export interface HttpEndpointOptions {
   address: { host: string; port: number };
@@ -50,8 +51,9 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<S
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) =>
       reject(
-        new Error(
+        new ListenError(
           `cannot listen on ${options.address.host}:${options.address.port} (--metrics-address): ${error.message}`,
+          error,
         ),
       ),
     );

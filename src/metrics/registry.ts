@@ -1,21 +1,14 @@
-// Prometheus metrics: a view of the network state and of refresh reports. Gauges that describe
-// the present are read at scrape time; counters follow refreshes, whoever triggered them.
+// Prometheus metrics: a view of the verdict and of refresh reports. Gauges that describe the
+// present read the last verdict at scrape time; counters follow refreshes, whoever triggered them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RefreshReport } from '../cni/refresher.js';
 import { fileStatus } from '../cni/report.js';
 import { FAILURE_REASONS } from '../cni/types.js';
-import type { NetworkState } from '../cni/types.js';
+import type { CallObserver } from '../cri/server.js';
+import type { VerdictExporter, VerdictSource } from '../verdict/publisher.js';
+import type { Verdict } from '../verdict/verdict.js';
 
-export interface MetricsSources {
-  version: string;
-  state: () => NetworkState;
-  /** NetworkReady and RuntimeReady exactly as Status serves them now. */
-  networkReady: () => boolean;
-  runtimeReady: () => boolean;
-  lastSuccessAt: () => number | undefined;
-}
-
-export class AgentMetrics {
+export class AgentMetrics implements VerdictExporter, CallObserver {
   readonly registry = new Registry();
   private readonly refreshes: Counter;
   private readonly failures: Counter<'reason'>;
@@ -23,9 +16,11 @@ export class AgentMetrics {
   private readonly info: Gauge<'network' | 'cni_version' | 'file'>;
   private readonly statusRequests: Counter<'code'>;
   private readonly statusOk: Counter.Internal;
-  private infoGeneration = -1;
+  private readonly lastSuccess: Gauge;
 
-  constructor(sources: MetricsSources) {
+  /** `verdicts` is read at scrape time, so a gauge never shows a verdict past its deadline. */
+  constructor(version: string, verdicts: Pick<VerdictSource, 'current'>) {
+    const verdict = (): Verdict => verdicts.current;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     // These three are gauges named like counters, which `promtool check metrics` rejects; the same
@@ -42,13 +37,13 @@ export class AgentMetrics {
       help: 'Build information; always 1.',
       labelNames: ['version'],
       registers,
-    }).set({ version: sources.version }, 1);
+    }).set({ version }, 1);
     new Gauge({
       name: 'cri_netstatus_network_ready',
       help: 'NetworkReady as served by Status (1 ready, 0 not).',
       registers,
       collect() {
-        this.set(sources.networkReady() ? 1 : 0);
+        this.set(verdict().networkReady ? 1 : 0);
       },
     });
     new Gauge({
@@ -56,7 +51,7 @@ export class AgentMetrics {
       help: 'RuntimeReady as served by Status (1 ready, 0 not).',
       registers,
       collect() {
-        this.set(sources.runtimeReady() ? 1 : 0);
+        this.set(verdict().runtimeReady ? 1 : 0);
       },
     });
     new Gauge({
@@ -64,17 +59,13 @@ export class AgentMetrics {
       help: 'Whether a last good network config is being served after failed refreshes (1) or not (0).',
       registers,
       collect() {
-        this.set(sources.state().selection.stale ? 1 : 0);
+        this.set(verdict().state.selection.stale ? 1 : 0);
       },
     });
-    new Gauge({
+    this.lastSuccess = new Gauge({
       name: 'cri_netstatus_config_last_success_timestamp_seconds',
       help: 'Unix time of the last refresh in which every config file loaded.',
       registers,
-      collect() {
-        const at = sources.lastSuccessAt();
-        if (at !== undefined) this.set(at / 1000);
-      },
     });
     new Gauge({
       name: 'cri_netstatus_config_files',
@@ -83,7 +74,7 @@ export class AgentMetrics {
       registers,
       collect() {
         const counts = { accepted: 0, stale: 0, rejected: 0 };
-        for (const file of sources.state().files) {
+        for (const file of verdict().state.files) {
           counts[fileStatus(file)]++;
         }
         for (const [status, count] of Object.entries(counts)) this.set({ status }, count);
@@ -122,21 +113,23 @@ export class AgentMetrics {
     this.statusOk = this.statusRequests.labels('OK');
   }
 
-  observeRefresh(report: RefreshReport): void {
+  onRefresh(report: RefreshReport): void {
     this.refreshes.inc();
     this.duration.observe(report.durationSeconds);
     if (report.newFailure) this.failures.inc({ reason: report.newFailure });
-    const { state } = report;
-    if (state.generation !== this.infoGeneration) {
-      this.infoGeneration = state.generation;
-      this.info.reset();
-      const { network, file } = state.selection;
-      if (network)
-        this.info.set({ network: network.name, cni_version: network.cniVersion, file: file ?? '' }, 1);
-    }
+    if (report.state.lastError === undefined) this.lastSuccess.set(report.at / 1000);
   }
 
-  statusServed(code: string): void {
+  onVerdict(verdict: Verdict, previous: Verdict): void {
+    if (verdict.state === previous.state) return;
+    this.info.reset();
+    const { network, file } = verdict.state.selection;
+    if (network)
+      this.info.set({ network: network.name, cni_version: network.cniVersion, file: file ?? '' }, 1);
+  }
+
+  callFinished(method: string, code: string): void {
+    if (method !== 'Status') return;
     if (code === 'OK') this.statusOk.inc();
     else this.statusRequests.inc({ code });
   }

@@ -4,21 +4,12 @@
 // after grpc-js's own reconnect backoff (up to two minutes).
 import { Metadata, credentials, status as grpcStatus } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
+import { UpstreamCallError } from '../errors.js';
 import { RuntimeServiceClient } from '../gen/runtime/v1/api.js';
 import type { StatusResponse, VersionResponse } from '../gen/runtime/v1/api.js';
 
 /** The largest Status answer accepted; containerd's verbose info (its whole config) is tens of KiB. */
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
-
-export class UpstreamCallError extends Error {
-  constructor(
-    readonly code: number,
-    readonly codeName: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export class UpstreamClient {
   private client: RuntimeServiceClient | undefined;

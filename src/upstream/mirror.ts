@@ -11,9 +11,12 @@ import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { Semantics } from '../cni/types.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
-import { formatDuration } from '../cri/conditions.js';
+import { formatDuration } from '../util/text.js';
 import type { Logger } from '../log.js';
-import { UpstreamCallError, UpstreamClient } from './client.js';
+import { systemClock } from '../util/clock.js';
+import type { Clock, Timer } from '../util/clock.js';
+import { ConfigError, UpstreamCallError } from '../errors.js';
+import { UpstreamClient } from './client.js';
 import {
   DEFAULT_TIMING,
   classifyError,
@@ -24,8 +27,6 @@ import {
   upstreamNetworkReady,
 } from './policy.js';
 import type { Observation, PollResult } from './policy.js';
-
-export { UPSTREAM_REASONS } from './policy.js';
 
 export interface UpstreamMirrorOptions {
   /** Absolute path of the upstream runtime's unix socket. */
@@ -46,8 +47,9 @@ export interface UpstreamMirrorOptions {
   timeoutMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
-  /** Jitter source (tests). */
-  random?: () => number;
+  /** Told of every new RuntimeReady to serve (the verdict publisher's input). */
+  onRuntimeCondition?: (condition: RuntimeCondition) => void;
+  clock?: Clock;
 }
 
 export interface UpstreamMirror {
@@ -65,7 +67,7 @@ const MAX_CONDITION_TYPES = 16;
 
 export function startUpstreamMirror(options: UpstreamMirrorOptions): UpstreamMirror {
   if (options.ownSocketPath !== undefined && samePath(options.ownSocketPath, options.socketPath)) {
-    throw new Error(
+    throw new ConfigError(
       `--runtime-endpoint unix://${options.socketPath} is this agent's own --socket; point it at the node's container runtime instead (e.g. unix:///run/containerd/containerd.sock)`,
     );
   }
@@ -107,13 +109,15 @@ class Mirror implements UpstreamMirror {
   private divergedSince: number | undefined;
   private comparedWith = 'served NetworkReady';
   private condition: RuntimeCondition;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
+  private readonly clock: Clock;
   private stopped = false;
   private warnedSelf = false;
   private readonly polls: Counter<'result'>;
 
   constructor(private readonly options: UpstreamMirrorOptions) {
     this.endpoint = `unix://${options.socketPath}`;
+    this.clock = options.clock ?? systemClock;
     this.client = new UpstreamClient(options.socketPath);
     this.timing = {
       intervalMs: options.intervalMs ?? DEFAULT_TIMING.intervalMs,
@@ -199,7 +203,7 @@ class Mirror implements UpstreamMirror {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     this.nextPollAt = undefined;
     this.client.close();
@@ -220,15 +224,14 @@ class Mirror implements UpstreamMirror {
     const result = await this.ask();
     if (this.stopped) return;
     try {
-      this.record(result, Date.now());
+      this.record(result, this.clock.now());
     } catch (error) {
       // A view must not end the loop: keep polling, and say what broke.
       this.options.log.error({ err: error, endpoint: this.endpoint }, 'recording an upstream poll failed');
     }
-    const delay = nextPollDelay(this.failures, this.timing, this.options.random);
-    this.nextPollAt = Date.now() + delay;
-    this.timer = setTimeout(() => void this.poll(), delay);
-    this.timer.unref();
+    const delay = nextPollDelay(this.failures, this.timing);
+    this.nextPollAt = this.clock.now() + delay;
+    this.timer = this.clock.setTimeout(() => void this.poll(), delay);
   }
 
   private async ask(): Promise<PollResult> {
@@ -257,9 +260,9 @@ class Mirror implements UpstreamMirror {
       this.askVersion = true;
       if (error instanceof UpstreamCallError) {
         return {
-          kind: classifyError(error.code),
-          code: error.code,
-          codeName: error.codeName,
+          kind: classifyError(error.grpcCode),
+          code: error.grpcCode,
+          codeName: error.grpcCodeName,
           error: error.message,
         };
       }
@@ -288,6 +291,7 @@ class Mirror implements UpstreamMirror {
       this.failingSince ??= now;
     }
     this.condition = mirroredRuntimeCondition(this.observation());
+    this.options.onRuntimeCondition?.(this.condition);
     this.updateDivergence(result, now);
     this.logChanges(before, result, now);
   }

@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../../src/cli/flags.js';
 import { serveFlags, startAgent } from '../../src/cli/serve.js';
-import type { Agent } from '../../src/cli/serve.js';
+import type { Agent, AgentDependencies } from '../../src/cli/serve.js';
 import { createLogger } from '../../src/log.js';
 import { criClient } from './cri.js';
 import type { CriClient } from './cri.js';
@@ -26,11 +26,15 @@ export interface RunningAgent {
   client: CriClient;
 }
 
-/** Starts the agent in this process on a temp socket and conf dir; stopped when the test ends. */
+/**
+ * Starts the agent in this process on a temp socket and conf dir; stopped when the test ends.
+ * `deps.clock` puts it on a test's clock (file events still need real time: see helpers/clock.ts).
+ */
 export async function startInProcess(
   t: TestContext,
   extraArgs: string[] = [],
   confDir?: string,
+  deps: AgentDependencies = {},
 ): Promise<RunningAgent> {
   const dir = tempDir(t);
   const conf = confDir ?? join(dir, 'net.d');
@@ -53,7 +57,7 @@ export async function startInProcess(
     ],
     {},
   );
-  const agent = await startAgent(config, createLogger('silent', 'json'));
+  const agent = await startAgent(config, createLogger('silent', 'json'), deps);
   const client = criClient(socket);
   t.after(async () => {
     client.close();

@@ -12,6 +12,7 @@ import {
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import { conflist } from '../helpers/fs.js';
+import { until } from '../helpers/wait.js';
 
 function rawCall(
   socket: string,
@@ -187,11 +188,7 @@ test('Health.Watch streams are ended with OK at shutdown, without waiting for th
     call.on('error', () => undefined);
     ended.push(new Promise((resolve) => call.on('status', (s: { code: number }) => resolve(s.code))));
   }
-  const deadline = Date.now() + 10_000;
-  while (statuses.length < 20) {
-    assert.ok(Date.now() < deadline, `${statuses.length} of 20 Watch streams answered within 10 s`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await until('20 Watch streams to answer', () => statuses.length >= 20, 10_000);
   const started = Date.now();
   await agent.stop();
   const codes = await Promise.all(ended);

@@ -17,9 +17,11 @@ import type { KubeApi } from '../../src/kube/client.js';
 import { CONDITION_REASONS, CONDITION_TYPE } from '../../src/kube/condition.js';
 import { NodeReporter } from '../../src/kube/node-reporter.js';
 import { createLogger } from '../../src/log.js';
+import { VerdictPublisher } from '../../src/verdict/publisher.js';
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition } from '../helpers/cri.js';
 import { cniDirs, conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { ManualClock, advanceInSteps, untilAdvancing } from '../helpers/clock.js';
 import { until as waitUntil } from '../helpers/wait.js';
 
 interface Recorded {
@@ -154,7 +156,7 @@ function kubeconfig(t: TestContext, server: string): string {
 const until = <T>(what: string, probe: () => T | undefined | false, timeoutMs = 8000): Promise<T> =>
   waitUntil(what, probe, timeoutMs);
 
-async function agentWithKube(t: TestContext, server: string, extra: string[] = []) {
+async function agentWithKube(t: TestContext, server: string, extra: string[] = [], clock?: ManualClock) {
   const dir = tempDir(t);
   const { confDir, binDir } = cniDirs(dir);
   writeAtomic(join(confDir, '10-a.conflist'), conflist('a'));
@@ -168,7 +170,7 @@ async function agentWithKube(t: TestContext, server: string, extra: string[] = [
     '--node-name',
     'node-a',
   ];
-  return { ...(await startInProcess(t, [...args, ...extra], confDir)), args };
+  return { ...(await startInProcess(t, [...args, ...extra], confDir, clock ? { clock } : {})), args };
 }
 
 test('fake API server: the condition is a strategic-merge PATCH of nodes/status with the token, and Events name the Node', async (t) => {
@@ -211,19 +213,20 @@ test('fake API server: the condition is a strategic-merge PATCH of nodes/status 
 
 test('fake API server: a restart keeps lastTransitionTime and announces nothing when the Node already says the same', async (t) => {
   const api = await fakeApiServer(t, 'node-a');
-  const first = await agentWithKube(t, api.url);
-  const written = await until('the condition', () => api.mine());
-  await until('the startup events', () => api.events.size >= 2);
+  const clock = new ManualClock();
+  const first = await agentWithKube(t, api.url, [], clock);
+  const written = await untilAdvancing(clock, 'the condition', () => api.mine());
+  await untilAdvancing(clock, 'the startup events', () => api.events.size >= 2);
   await first.agent.stop();
-  await new Promise((resolve) => setTimeout(resolve, 1100)); // a later second, so a reset would show
+  await clock.advance(1100); // a later second, so a reset would show
   api.requests.length = 0;
   const eventsBefore = api.events.size;
-  await startInProcess(t, first.args, first.confDir);
-  await until('a new write', () => api.requests.some((r) => r.method === 'PATCH'));
+  await startInProcess(t, first.args, first.confDir, { clock });
+  await untilAdvancing(clock, 'a new write', () => api.requests.some((r) => r.method === 'PATCH'));
   const again = api.mine();
   assert.equal(again?.lastTransitionTime, written.lastTransitionTime);
   assert.notEqual(again?.lastHeartbeatTime, written.lastHeartbeatTime);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await advanceInSteps(clock, 5000); // time for startup Events to be written, were any owed
   assert.equal(api.events.size, eventsBefore, 'no startup Events for an unchanged condition');
 });
 
@@ -296,26 +299,40 @@ test('fake API server: 5xx is retried with backoff and counted by result', async
 test('fake API server: 403 (missing RBAC) is retried slowly, not in a loop', async (t) => {
   const api = await fakeApiServer(t, 'node-a');
   api.setMode('forbidden');
-  const { metricsUrl } = await agentWithKube(t, api.url);
-  await until('the first attempt', () => api.requests.length >= 1);
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const clock = new ManualClock();
+  const { metricsUrl } = await agentWithKube(t, api.url, [], clock);
+  await untilAdvancing(clock, 'the first attempt', () => api.requests.length >= 1);
+  await advanceInSteps(clock, 1500);
   // GET node 403 → the agent writes without seeding; PATCH 403 → permanent backoff (5 s base).
   assert.ok(api.requests.length <= 3, `${api.requests.length} requests in 1.5 s`);
-  assert.equal(
-    await scrape(metricsUrl, 'cri_netstatus_kube_writes_total{kind="condition",result="forbidden"}'),
-    1,
-  );
+  const forbidden = () =>
+    scrape(metricsUrl, 'cri_netstatus_kube_writes_total{kind="condition",result="forbidden"}');
+  assert.equal(await forbidden(), 1);
+  await advanceInSteps(clock, 60_000, 1000);
+  // The backoff doubles from 5 s with equal jitter (each delay in [d/2, d]): the first write and
+  // 3 to 4 retries in a minute, where a loop would make hundreds.
+  const patches = api.requests.filter((r) => r.method === 'PATCH' && r.path.includes('/status')).length;
+  assert.ok(patches >= 4 && patches <= 5, `${patches} condition writes in 61.5 s`);
+  assert.equal(await forbidden(), patches);
 });
 
 test('fake in-memory KubeApi: a flapping conf dir is coalesced into a bounded number of condition writes, ending in the latest state', async (t) => {
   const { confDir, binDir } = cniDirs(tempDir(t));
   const path = join(confDir, '10-a.conflist');
   writeAtomic(path, conflist('a'));
+  const clock = new ManualClock();
   const refresher = new Refresher({
     confDir,
     binDirs: [binDir],
     semantics: 'containerd',
     maxFileSize: 1 << 20,
+    clock,
+  });
+  const verdicts = new VerdictPublisher({
+    source: refresher,
+    staleAfterMs: undefined,
+    clock,
+    onError: (error) => assert.fail(String(error)),
   });
   refresher.refresh();
   const patches: NodeCondition[] = [];
@@ -334,29 +351,29 @@ test('fake in-memory KubeApi: a flapping conf dir is coalesced into a bounded nu
   const reporter = new NodeReporter({
     api,
     nodeName: 'node-a',
-    state: () => refresher.state,
-    networkReady: () => refresher.state.selection.ready,
+    verdict: verdicts.current,
     log: createLogger('silent', 'json'),
     registry: new Registry(),
     conditionBurst: 2,
     conditionRefillMs: 500,
+    clock,
   });
-  refresher.onRefresh((report) => reporter.onRefresh(report));
+  verdicts.register(reporter);
   reporter.start();
   t.after(() => reporter.stop());
-  await until('the first write', () => patches.length >= 1);
-  const started = Date.now();
+  await untilAdvancing(clock, 'the first write', () => patches.length >= 1, { stepMs: 1 });
+  const started = clock.now();
   for (let i = 0; i < 40; i++) {
     writeFileSync(path, i % 2 ? conflist('a') : '{broken');
     refresher.refresh();
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await clock.advance(40);
   }
   // A final error unlike the flapping one, so a last write is always owed: the same error again
   // within the second of the condition last written would rightly need none.
   writeFileSync(path, '{"cniVersion": "1.0.0", "name": "a", "plugins": []}');
   refresher.refresh();
-  const flapMs = Date.now() - started;
-  const last = await until('the final state', () => {
+  const flapMs = clock.now() - started;
+  const last = await untilAdvancing(clock, 'the final state', () => {
     const latest = patches.at(-1);
     return latest?.status === 'False' && reporter.snapshot().written === reporter.snapshot().tracked
       ? latest

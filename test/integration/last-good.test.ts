@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import { conflist } from '../helpers/fs.js';
+import { ManualClock } from '../helpers/clock.js';
 import { until } from '../helpers/wait.js';
 
 const failures = (url: string, reason: string) =>
@@ -51,14 +52,24 @@ test('the default file rewritten in place with truncated JSON keeps serving the 
 });
 
 test('--stale-after turns NetworkReady false once a stale config has been served too long', async (t) => {
-  // Long enough that a stalled test process does not see the config turn stale too soon.
-  const { client, confDir, metricsUrl } = await startInProcess(t, ['--stale-after', '2s']);
+  const clock = new ManualClock();
+  const { client, confDir, metricsUrl } = await startInProcess(t, ['--stale-after', '2s'], undefined, {
+    clock,
+  });
   mkdirSync(confDir, { recursive: true });
   writeFileSync(join(confDir, '10-a.conflist'), conflist('a'));
   await client.status();
   writeFileSync(join(confDir, '10-a.conflist'), '{');
   assert.equal(condition(await client.status(), 'NetworkReady').status, true);
-  await new Promise((resolve) => setTimeout(resolve, 2100));
+  await clock.advance(2000);
+  assert.equal(condition(await client.status(), 'NetworkReady').status, true, 'not before 2s have passed');
+  assert.equal(await scrape(metricsUrl, 'cri_netstatus_network_ready'), 1);
+  await clock.advance(1);
+  assert.equal(
+    await scrape(metricsUrl, 'cri_netstatus_network_ready'),
+    0,
+    'the metric follows with no Status call',
+  );
   const network = condition(await client.status(), 'NetworkReady');
   assert.equal(network.status, false);
   assert.equal(network.reason, 'NetworkPluginNotReady');

@@ -123,6 +123,7 @@ test('SIGTERM with calls in flight: they complete, the socket is removed, exit 0
     }
   };
   const workers = Array.from({ length: 16 }, worker);
+  // Real time, not a test clock: the agent is another process; let the calls get in flight.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const signalAt = performance.now();
   agent.child.kill('SIGTERM');

@@ -5,6 +5,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { serveFlags } from '../../src/cli/serve.js';
+import { systemClock } from '../../src/util/clock.js';
+import { VerdictPublisher } from '../../src/verdict/publisher.js';
 import { AgentMetrics } from '../../src/metrics/registry.js';
 import { Refresher } from '../../src/cni/refresher.js';
 import { REPO_ROOT } from '../helpers/agent.js';
@@ -24,13 +26,13 @@ test('the README documents every cri_netstatus_ metric the agent registers', asy
     semantics: 'isulad',
     maxFileSize: 1024,
   });
-  const metrics = new AgentMetrics({
-    version: '0',
-    state: () => refresher.state,
-    networkReady: () => false,
-    runtimeReady: () => true,
-    lastSuccessAt: () => undefined,
+  const verdicts = new VerdictPublisher({
+    source: refresher,
+    staleAfterMs: undefined,
+    clock: systemClock,
+    onError: (error) => assert.fail(String(error)),
   });
+  const metrics = new AgentMetrics('0', verdicts);
   const names = (await metrics.registry.getMetricsAsJSON())
     .map((m) => m.name)
     .filter((name) => name.startsWith('cri_netstatus_'));

@@ -258,7 +258,7 @@ test('the conf dir is re-listed only when its own stat changes, or while a chang
   assert.deepEqual(listed(), ['10-a.conflist']);
   writeFileSync(join(confDir, '20-b.conflist'), conflist('b')); // right after the read: racy
   assert.deepEqual(listed(), ['10-a.conflist', '20-b.conflist']);
-  await sleep(80);
+  await sleep(80); // real time, not a test clock: the kernel's file timestamp must tick past the change
   listed(); // one read safely after the last change
   const reads = lister.readdirs;
   for (let i = 0; i < 50; i++) listed();

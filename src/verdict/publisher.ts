@@ -1,0 +1,124 @@
+// Holds the current verdict and fans every new one out to the views. Inputs arrive here and only
+// here: refreshes of the conf dir (the refresher's reports), RuntimeReady from the upstream mirror,
+// and the clock, which re-decides at the --stale-after deadline even when nothing else happens.
+// Views register once; adding a view touches no producer, adding an input touches no view.
+import type { RefreshReport } from '../cni/refresher.js';
+import type { NetworkState } from '../cni/types.js';
+import { RUNTIME_READY } from '../cri/conditions.js';
+import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
+import type { Clock, Timer } from '../util/clock.js';
+import { decideVerdict } from './verdict.js';
+import type { Verdict } from './verdict.js';
+
+/** A view of the verdict. Called inside Status calls: no I/O, no awaiting, O(changes). */
+export interface VerdictExporter {
+  /** A new verdict (an input changed or a deadline passed); `previous` is the one it replaces. */
+  onVerdict(verdict: Verdict, previous: Verdict): void;
+  /** Every refresh, whether or not it changed anything (counters, durations). */
+  onRefresh?(report: RefreshReport): void;
+}
+
+/** Where the network state comes from: the refresher. */
+export interface StateSource {
+  readonly state: NetworkState;
+  /** A state that reflects every change completed before this call (read-your-writes). */
+  fresh(): Promise<NetworkState>;
+  onRefresh(listener: (report: RefreshReport) => void): void;
+}
+
+/** What readers need: the verdict now, and one brought up to date with the conf dir. */
+export interface VerdictSource {
+  readonly current: Verdict;
+  fresh(): Promise<Verdict>;
+}
+
+export interface VerdictPublisherOptions {
+  source: StateSource;
+  staleAfterMs: number | undefined;
+  clock: Clock;
+  /** A view that throws, or a refresh that throws: a bug, logged, never thrown into a Status call. */
+  onError: (error: unknown) => void;
+}
+
+export class VerdictPublisher implements VerdictSource {
+  private verdict: Verdict;
+  private runtime: RuntimeCondition = RUNTIME_READY;
+  private readonly exporters: VerdictExporter[] = [];
+  private deadline: Timer | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: VerdictPublisherOptions) {
+    const { source, clock, staleAfterMs } = options;
+    this.verdict = decideVerdict(
+      { state: source.state, runtime: this.runtime, staleAfterMs },
+      clock.now(),
+      undefined,
+    );
+    source.onRefresh((report) => {
+      this.decide(report.state);
+      for (const exporter of this.exporters) this.guard(() => exporter.onRefresh?.(report));
+    });
+  }
+
+  /** The verdict now: re-decided first when its --stale-after deadline has passed. */
+  get current(): Verdict {
+    this.expire();
+    return this.verdict;
+  }
+
+  async fresh(): Promise<Verdict> {
+    try {
+      await this.options.source.fresh();
+    } catch (error) {
+      // A refresh that throws is a bug, not a config problem: answer from the last verdict.
+      this.options.onError(error);
+    }
+    return this.current;
+  }
+
+  register(exporter: VerdictExporter): void {
+    this.exporters.push(exporter);
+  }
+
+  /** RuntimeReady changed (the upstream mirror). */
+  runtimeChanged(runtime: RuntimeCondition): void {
+    this.runtime = runtime;
+    this.decide(this.verdict.state);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.deadline?.cancel();
+  }
+
+  private decide(state: NetworkState): void {
+    const { clock, staleAfterMs } = this.options;
+    const previous = this.verdict;
+    const next = decideVerdict({ state, runtime: this.runtime, staleAfterMs }, clock.now(), previous);
+    if (next === previous) return;
+    this.verdict = next;
+    this.armDeadline(next);
+    for (const exporter of this.exporters) this.guard(() => exporter.onVerdict(next, previous));
+  }
+
+  private armDeadline(verdict: Verdict): void {
+    this.deadline?.cancel();
+    this.deadline = undefined;
+    if (verdict.expiresAt === undefined || this.stopped) return;
+    const { clock } = this.options;
+    this.deadline = clock.setTimeout(() => this.expire(), Math.max(0, verdict.expiresAt - clock.now()));
+  }
+
+  private expire(): void {
+    const { expiresAt } = this.verdict;
+    if (expiresAt !== undefined && this.options.clock.now() >= expiresAt) this.decide(this.verdict.state);
+  }
+
+  private guard(call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.options.onError(error);
+    }
+  }
+}

@@ -201,98 +201,52 @@ export async function startAgent(
   deps: AgentDependencies = {},
 ): Promise<Agent> {
   const clock = deps.clock ?? systemClock;
-  const onError = (what: string) => (error: unknown) => log.error({ err: error }, what);
   const refresher = new Refresher({
     confDir: config['cni-conf-dir'],
     binDirs: config['cni-bin-dir'],
     semantics: config.semantics,
     maxFileSize: config['max-file-size'],
     clock,
-    onError: onError('refreshing the network config failed'),
+    onError: logError(log, 'refreshing the network config failed'),
   });
   const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
-  const verdicts = new VerdictPublisher({
-    source: refresher,
-    staleAfterMs,
-    clock,
-    onError: onError('a view of the verdict failed'),
-  });
+  const onError = logError(log, 'a view of the verdict failed');
+  const verdicts = new VerdictPublisher({ source: refresher, staleAfterMs, clock, onError });
   const metrics = new AgentMetrics(VERSION, verdicts);
   for (const view of [metrics, new TransitionLog(log)]) verdicts.register(view);
   refresher.refresh();
   const stops = new StopStack(log);
   try {
-    const mirror = config['runtime-endpoint']
-      ? await startMirror(config, log, metrics, verdicts, clock)
-      : undefined;
+    const endpoint = config['runtime-endpoint'];
+    const mirror = endpoint ? await startMirror(endpoint, config, log, metrics, verdicts, clock) : undefined;
     if (mirror) stops.push(() => mirror.stop());
-    const answers = new StatusAnswers({
+    const info = {
       stats: refresher.stats,
-      config: effectiveConfig(config, staleAfterMs),
+      config: effectiveConfig(config),
       version: versionInfo(),
       upstream: mirror,
-    });
+    };
+    const answers = new StatusAnswers(info);
     verdicts.register(answers);
-
-    const cri = new CriServer({
-      socketPath: config.socket,
-      socketMode: config['socket-mode'],
-      verdicts,
-      answers,
-      version: VERSION,
-      calls: metrics,
-      onError: onError('answering a CRI call failed'),
-    });
-    await cri.start();
+    const cri = await startCri(config, verdicts, answers, metrics, log);
     stops.push(() => cri.stop(config['shutdown-grace']));
-    const watcher = new ConfDirWatcher(refresher, {
-      resyncIntervalMs: config['resync-interval'],
-      clock,
-      onWatchError: (path, error) =>
-        log.warn(
-          { path, err: error.message },
-          'file watch failed; relying on the periodic resync until it can be re-armed',
-        ),
-    });
-    watcher.start();
+    const watcher = startWatcher(config, refresher, clock, log);
     stops.push(
       () => watcher.stop(),
       () => verdicts.stop(),
     );
 
-    const http = config['metrics-address']
-      ? await startHttpEndpoint({
-          address: config['metrics-address'],
-          registry: metrics.registry,
-          ready: () => cri.readiness(),
-        })
+    const address = config['metrics-address'];
+    const ready = (): { ok: boolean; why?: string } => cri.readiness();
+    const http = address
+      ? await startHttpEndpoint({ address, registry: metrics.registry, ready })
       : undefined;
     if (http) stops.push(() => closeServer(http));
-    const kube = await startKubeReporter({
-      mode: config.kube,
-      kubeconfig: config.kubeconfig,
-      nodeName: config['node-name'],
-      verdicts,
-      log,
-      registry: metrics.registry,
-      env: process.env,
-      heartbeatMs: config['kube-heartbeat'],
-      clock,
-    });
+    const kube = await startKube(config, verdicts, metrics, log, clock);
     if (kube) stops.push(() => kube.stop());
 
     const metricsAddress = boundAddress(http);
-    log.info(
-      {
-        socket: config.socket,
-        confDir: config['cni-conf-dir'],
-        semantics: config.semantics,
-        metrics: metricsAddress,
-        version: VERSION,
-        query: `cri-netstatus status --socket ${config.socket}`,
-      },
-      'serving CRI RuntimeService/Status',
-    );
+    logServing(log, config, metricsAddress);
     return { refresher, verdicts, metrics, metricsAddress, stop: () => stops.stopAll() };
   } catch (error) {
     await stops.stopAll();
@@ -300,8 +254,82 @@ export async function startAgent(
   }
 }
 
+function logError(log: Logger, what: string): (error: unknown) => void {
+  return (error) => log.error({ err: error }, what);
+}
+
+async function startCri(
+  config: ServeConfig,
+  verdicts: VerdictPublisher,
+  answers: StatusAnswers,
+  metrics: AgentMetrics,
+  log: Logger,
+): Promise<CriServer> {
+  const cri = new CriServer({
+    socketPath: config.socket,
+    socketMode: config['socket-mode'],
+    verdicts,
+    answers,
+    version: VERSION,
+    calls: metrics,
+    onError: logError(log, 'answering a CRI call failed'),
+  });
+  await cri.start();
+  return cri;
+}
+
+function startWatcher(config: ServeConfig, refresher: Refresher, clock: Clock, log: Logger): ConfDirWatcher {
+  const watcher = new ConfDirWatcher(refresher, {
+    resyncIntervalMs: config['resync-interval'],
+    clock,
+    onWatchError: (path, error) =>
+      log.warn(
+        { path, err: error.message },
+        'file watch failed; relying on the periodic resync until it can be re-armed',
+      ),
+  });
+  watcher.start();
+  return watcher;
+}
+
+/** The Node condition and Events (--kube), a view registered with the verdict publisher. */
+function startKube(
+  config: ServeConfig,
+  verdicts: VerdictPublisher,
+  metrics: AgentMetrics,
+  log: Logger,
+  clock: Clock,
+): ReturnType<typeof startKubeReporter> {
+  return startKubeReporter({
+    mode: config.kube,
+    kubeconfig: config.kubeconfig,
+    nodeName: config['node-name'],
+    heartbeatMs: config['kube-heartbeat'],
+    verdicts,
+    log,
+    registry: metrics.registry,
+    env: process.env,
+    clock,
+  });
+}
+
+function logServing(log: Logger, config: ServeConfig, metricsAddress: string): void {
+  log.info(
+    {
+      socket: config.socket,
+      confDir: config['cni-conf-dir'],
+      semantics: config.semantics,
+      metrics: metricsAddress,
+      version: VERSION,
+      query: `cri-netstatus status --socket ${config.socket}`,
+    },
+    'serving CRI RuntimeService/Status',
+  );
+}
+
 /** Mirrors --runtime-endpoint into the verdict; waits for its first poll (at most the poll timeout). */
 async function startMirror(
+  endpoint: string,
   config: ServeConfig,
   log: Logger,
   metrics: AgentMetrics,
@@ -309,7 +337,7 @@ async function startMirror(
   clock: Clock,
 ): Promise<UpstreamMirror> {
   const mirror = startUpstreamMirror({
-    socketPath: config['runtime-endpoint'] ?? '',
+    socketPath: endpoint,
     log,
     registry: metrics.registry,
     networkReady: () => verdicts.current.networkReady,
@@ -325,8 +353,9 @@ async function startMirror(
 }
 
 /** The effective flags, as `info.config` shows them. */
-function effectiveConfig(config: ServeConfig, staleAfterMs: number | undefined): Record<string, unknown> {
+function effectiveConfig(config: ServeConfig): Record<string, unknown> {
   const address = config['metrics-address'];
+  const staleAfterMs = config['stale-after'];
   return {
     cniConfDir: config['cni-conf-dir'],
     cniBinDirs: config['cni-bin-dir'],

@@ -10,6 +10,7 @@ import { CriServer } from '../cri/server.js';
 import { createLogger, LOG_LEVELS } from '../log.js';
 import type { Logger } from '../log.js';
 import { startHttpEndpoint } from '../metrics/http.js';
+import { METRICS_AUTH_MODES, metricsFlagsProblem, startMetricsSecurity } from '../metrics/secure.js';
 import { AgentMetrics } from '../metrics/registry.js';
 import { startKubeReporter } from '../kube/reporter.js';
 import { startUpstreamMirror } from '../upstream/mirror.js';
@@ -29,6 +30,7 @@ import {
   text,
   unixEndpoint,
   helpFlag,
+  UsageError,
 } from './flags.js';
 import type { FlagValues } from './flags.js';
 
@@ -61,6 +63,22 @@ export const serveFlags = {
     default: '0.0.0.0:9731',
     accepts: 'host:port, [ipv6]:port, :port or off',
     parse: hostPort,
+  },
+  'metrics-auth': {
+    description:
+      'kubernetes: HTTPS, and /metrics only for a bearer token the API server accepts (TokenReview) and allows get on /metrics (SubjectAccessReview)',
+    default: 'none',
+    accepts: METRICS_AUTH_MODES.join(', '),
+    parse: oneOf(METRICS_AUTH_MODES),
+  },
+  'metrics-tls-cert': {
+    description:
+      'PEM serving certificate for --metrics-auth kubernetes, reloaded when it changes (default: self-signed)',
+    parse: (raw: string) => resolve(nonEmpty(raw)),
+  },
+  'metrics-tls-key': {
+    description: 'PEM private key of --metrics-tls-cert',
+    parse: (raw: string) => resolve(nonEmpty(raw)),
   },
   semantics: {
     description: "which runtime's config selection to mirror",
@@ -154,6 +172,12 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     process.stdout.write(helpText('serve', SERVE_SUMMARY, serveFlags));
     return 0;
   }
+  const problem = metricsFlagsProblem({
+    mode: config['metrics-auth'],
+    certFile: config['metrics-tls-cert'],
+    keyFile: config['metrics-tls-key'],
+  });
+  if (problem) throw new UsageError(`cri-netstatus serve: ${problem}`);
   const log = createLogger(config['log-level'], config['log-format']);
   // Listen for signals before starting: one that arrives during start-up stops the agent once it is up.
   const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
@@ -249,6 +273,7 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
       metricsAddress: config['metrics-address']
         ? `${config['metrics-address'].host}:${config['metrics-address'].port}`
         : 'off',
+      metricsAuth: config['metrics-auth'],
       semantics: config.semantics,
       staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
       maxFileSize: config['max-file-size'],
@@ -290,13 +315,28 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
     stops.push(() => watcher.stop());
 
     const address = config['metrics-address'];
+    const security = address
+      ? await startMetricsSecurity({
+          mode: config['metrics-auth'],
+          certFile: config['metrics-tls-cert'],
+          keyFile: config['metrics-tls-key'],
+          kubeconfig: config.kubeconfig,
+          nodeName: config['node-name'],
+          env: process.env,
+          log,
+          registry: metrics.registry,
+        })
+      : undefined;
+    if (security) stops.push(() => security.stop());
     const http = address
       ? await startHttpEndpoint({
           address,
           registry: metrics.registry,
           ready: () => (cri.isServing ? { ok: true } : { ok: false, why: 'the CRI socket is not serving' }),
+          ...(security ? { tls: security.tls, guard: security.guard } : {}),
         })
       : undefined;
+    if (http) security?.attach(http);
     if (http) {
       stops.push(() => {
         http.closeAllConnections();

@@ -162,11 +162,12 @@ test('startMetricsSecurity: an unreachable API server fails /metrics closed with
     assert.match(answer.body, /cannot check the bearer token: the TokenReview failed: .*unreachable/);
   }
   const exposition = await registry.metrics();
-  const byReason = Object.fromEntries(
-    [...exposition.matchAll(/^cri_netstatus_metrics_auth_denied_total\{reason="(\w+)"\} (\d+)$/gm)].map(
-      (m) => [m[1], Number(m[2])],
-    ),
-  );
+  const byReason: Record<string, number> = {};
+  for (const m of exposition.matchAll(
+    /^cri_netstatus_metrics_auth_denied_total\{reason="(\w+)"\} (\d+)$/gm,
+  )) {
+    byReason[m[1] ?? ''] = Number(m[2]);
+  }
   assert.deepEqual(byReason, { no_token: 1, unauthenticated: 0, forbidden: 0, unavailable: 3 });
   const refused = lines.filter((l) => String(l.msg).startsWith('metrics scrape refused'));
   assert.deepEqual(

@@ -67,9 +67,6 @@ export async function startMetricsSecurity(
   if (problem) throw new Error(problem);
   if (mode === 'none') return undefined;
   const access = await clusterAccess(options);
-  const { createKubeReviewer } = await import('../kube/review.js');
-  const reviewer = createKubeReviewer(access);
-  const authorizer = new MetricsAuthorizer({ reviewer });
 
   let tls: SecureContextOptions;
   let watch: KeyPairWatch | undefined;
@@ -103,6 +100,10 @@ export async function startMetricsSecurity(
     );
   }
 
+  // After the certificate: a bad file fails the start before any API client exists.
+  const { createKubeReviewer } = await import('../kube/review.js');
+  const reviewer = createKubeReviewer(access);
+  const authorizer = new MetricsAuthorizer({ reviewer });
   const denied = new Counter({
     name: 'cri_netstatus_metrics_auth_denied_total',
     help: 'Requests for /metrics refused: no_token and unauthenticated (401), forbidden (403), unavailable (503: the API server could not decide).',

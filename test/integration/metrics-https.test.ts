@@ -261,3 +261,43 @@ test('--metrics-auth kubernetes without API access fails at start, saying what t
     /--metrics-auth kubernetes needs the API server .*pass --kubeconfig PATH/,
   );
 });
+
+test('startMetricsSecurity: a certificate file that is not PEM, or a key of another certificate, fails the start naming the file', async (t) => {
+  const dir = tempDir(t);
+  const certFile = join(dir, 'tls.crt');
+  const keyFile = join(dir, 'tls.key');
+  const a = generateSelfSigned({ commonName: 'a', hosts: ['localhost'] });
+  const b = generateSelfSigned({ commonName: 'b', hosts: ['localhost'] });
+  const { log } = capture();
+  const start = () =>
+    startMetricsSecurity({
+      mode: 'kubernetes',
+      certFile,
+      keyFile,
+      kubeconfig: kubeconfigFor(dir, 'https://127.0.0.1:1'),
+      env: {},
+      log,
+      registry: new Registry(),
+    });
+  writeFileSync(certFile, 'not a certificate\n');
+  writeFileSync(keyFile, a.key);
+  await assert.rejects(start(), new RegExp(`--metrics-tls-cert ${certFile} is not a PEM certificate`));
+  writeFileSync(certFile, a.cert);
+  writeFileSync(keyFile, b.key);
+  await assert.rejects(
+    start(),
+    new RegExp(`--metrics-tls-key ${keyFile} cannot serve --metrics-tls-cert ${certFile}`),
+  );
+  await assert.rejects(
+    startMetricsSecurity({
+      mode: 'kubernetes',
+      certFile: join(dir, 'missing.crt'),
+      keyFile,
+      kubeconfig: kubeconfigFor(dir, 'https://127.0.0.1:1'),
+      env: {},
+      log,
+      registry: new Registry(),
+    }),
+    /--metrics-tls-cert: cannot read .*missing\.crt \(ENOENT\)/,
+  );
+});

@@ -2,7 +2,7 @@
 // (against a real kube-apiserver, writing its condition and Events), and what importing
 // @kubernetes/client-node costs by itself, whole or only the parts the agent uses.
 //
-//   npm run build && node dist/bench/kube-rss.js [--seconds 180] [--rates 1,50]
+//   npm run build && node dist/bench/kube-rss.js [--seconds 180] [--rates 1,50] [--imports-only]
 //
 // For each rate in `--rates`, each agent serves that many Status calls per second, its conf dir changes every 10 s (a write
 // of the condition and Events each time) and its heartbeat is 5 s, for `--seconds`; RSS is read
@@ -40,9 +40,12 @@ process.stdout.write(String(process.memoryUsage().rss));`;
 function importTable(): string {
   const kubeClient = fileURLToPath(new URL('../src/kube/client.js', import.meta.url));
   const kubeConfig = fileURLToPath(new URL('../src/kube/config.js', import.meta.url));
+  const kubeReview = fileURLToPath(new URL('../src/kube/review.js', import.meta.url));
   const rows: [string, readonly string[]][] = [
     ['bare node (nothing imported)', []],
     ['src/kube/client.js + config.js (CoreV1 API by path: what --kube on loads)', [kubeClient, kubeConfig]],
+    ['src/kube/review.js + config.js (what --metrics-auth kubernetes loads)', [kubeReview, kubeConfig]],
+    ['all three (--kube on with --metrics-auth kubernetes)', [kubeClient, kubeConfig, kubeReview]],
     ["'@kubernetes/client-node' (the package index)", ['@kubernetes/client-node']],
   ];
   const measured = rows.map(
@@ -161,6 +164,15 @@ export async function kubeRssBenchmark(): Promise<string> {
     ? (process.argv[process.argv.indexOf('--rates') + 1] ?? '').split(',').map(Number)
     : [1, 50];
   const imports = importTable();
+  if (process.argv.includes('--imports-only')) {
+    return [
+      '#### What importing @kubernetes/client-node costs by itself',
+      '',
+      imports,
+      '',
+      `- command: \`${commandLine('kube-rss')}\``,
+    ].join('\n');
+  }
   const bench = await startKubeBench([]);
   const rows: string[][] = [];
   for (const [round, rate] of rates.entries()) rows.push(...(await runRate(bench, rate, seconds, round)));

@@ -7,10 +7,12 @@ import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
 import { SEMANTICS } from '../cni/types.js';
 import { ConfDirWatcher } from '../cni/watcher.js';
 import { CriServer } from '../cri/server.js';
+import { UsageError } from '../errors.js';
 import { StatusAnswers } from '../cri/service.js';
 import { createLogger, LOG_LEVELS } from '../log.js';
 import type { Logger } from '../log.js';
 import { startHttpEndpoint } from '../metrics/http.js';
+import { METRICS_AUTH_MODES, metricsFlagsProblem, startMetricsSecurity } from '../metrics/secure.js';
 import { AgentMetrics } from '../metrics/registry.js';
 import { startKubeReporter } from '../kube/reporter.js';
 import { startUpstreamMirror } from '../upstream/mirror.js';
@@ -65,6 +67,22 @@ export const serveFlags = {
     default: '0.0.0.0:9731',
     accepts: 'host:port, [ipv6]:port, :port or off',
     parse: hostPort,
+  },
+  'metrics-auth': {
+    description:
+      'kubernetes: HTTPS, and /metrics only for a bearer token the API server accepts (TokenReview) and allows get on /metrics (SubjectAccessReview)',
+    default: 'none',
+    accepts: METRICS_AUTH_MODES.join(', '),
+    parse: oneOf(METRICS_AUTH_MODES),
+  },
+  'metrics-tls-cert': {
+    description:
+      'PEM serving certificate for --metrics-auth kubernetes, reloaded when it changes (default: self-signed)',
+    parse: (raw: string) => resolve(nonEmpty(raw)),
+  },
+  'metrics-tls-key': {
+    description: 'PEM private key of --metrics-tls-cert',
+    parse: (raw: string) => resolve(nonEmpty(raw)),
   },
   semantics: {
     description: "which runtime's config selection to mirror",
@@ -158,6 +176,12 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     process.stdout.write(helpText('serve', SERVE_SUMMARY, serveFlags));
     return 0;
   }
+  const problem = metricsFlagsProblem({
+    mode: config['metrics-auth'],
+    certFile: config['metrics-tls-cert'],
+    keyFile: config['metrics-tls-key'],
+  });
+  if (problem) throw new UsageError(`cri-netstatus serve: ${problem}`);
   const log = createLogger(config['log-level'], config['log-format']);
   // Listen for signals before starting: one that arrives during start-up stops the agent once it is up.
   const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
@@ -237,11 +261,7 @@ export async function startAgent(
     );
 
     const address = config['metrics-address'];
-    const ready = (): { ok: boolean; why?: string } => cri.readiness();
-    const http = address
-      ? await startHttpEndpoint({ address, registry: metrics.registry, ready })
-      : undefined;
-    if (http) stops.push(() => closeServer(http));
+    const http = address ? await startMetrics(config, address, metrics, cri, log, stops) : undefined;
     const kube = await startKube(config, verdicts, metrics, log, clock);
     if (kube) stops.push(() => kube.stop());
 
@@ -290,6 +310,37 @@ function startWatcher(config: ServeConfig, refresher: Refresher, clock: Clock, l
   });
   watcher.start();
   return watcher;
+}
+
+/** /metrics, /healthz and /readyz; HTTPS with Kubernetes authn/authz for /metrics under --metrics-auth kubernetes. */
+async function startMetrics(
+  config: ServeConfig,
+  address: NonNullable<ServeConfig['metrics-address']>,
+  metrics: AgentMetrics,
+  cri: CriServer,
+  log: Logger,
+  stops: StopStack,
+): Promise<Server> {
+  const security = await startMetricsSecurity({
+    mode: config['metrics-auth'],
+    certFile: config['metrics-tls-cert'],
+    keyFile: config['metrics-tls-key'],
+    kubeconfig: config.kubeconfig,
+    nodeName: config['node-name'],
+    env: process.env,
+    log,
+    registry: metrics.registry,
+  });
+  if (security) stops.push(() => security.stop());
+  const http = await startHttpEndpoint({
+    address,
+    registry: metrics.registry,
+    ready: () => cri.readiness(),
+    ...(security ? { tls: security.tls, guard: security.guard } : {}),
+  });
+  security?.attach(http);
+  stops.push(() => closeServer(http));
+  return http;
 }
 
 /** The Node condition and Events (--kube), a view registered with the verdict publisher. */
@@ -361,6 +412,7 @@ function effectiveConfig(config: ServeConfig): Record<string, unknown> {
     cniBinDirs: config['cni-bin-dir'],
     socket: config.socket,
     metricsAddress: address ? `${address.host}:${address.port}` : 'off',
+    metricsAuth: config['metrics-auth'],
     semantics: config.semantics,
     staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
     maxFileSize: config['max-file-size'],

@@ -56,9 +56,10 @@ interface VolumeMount {
 interface Volume {
   name: string;
   hostPath?: { path: string; type?: string };
+  secret?: { secretName: string };
 }
 interface Probe {
-  httpGet?: { path: string; port: string | number };
+  httpGet?: { path: string; port: string | number; scheme?: string };
 }
 interface SecurityContext {
   privileged?: boolean;
@@ -110,6 +111,7 @@ interface PolicyRule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
+  nonResourceURLs?: string[];
 }
 interface ClusterRole extends K8sObject {
   rules: PolicyRule[];
@@ -123,8 +125,21 @@ interface PrometheusRule extends K8sObject {
     groups: { name: string; rules: { alert: string; expr: string; labels: Record<string, string> }[] }[];
   };
 }
+interface MonitorEndpoint {
+  port: string;
+  path: string;
+  scheme?: string;
+  tlsConfig?: Record<string, unknown>;
+  bearerTokenFile?: string;
+  authorization?: { type: string; credentials: { name: string; key: string } };
+}
 interface Monitor extends K8sObject {
-  spec: { jobLabel: string; selector: { matchLabels: Record<string, string> } };
+  spec: {
+    jobLabel: string;
+    selector: { matchLabels: Record<string, string> };
+    podMetricsEndpoints?: MonitorEndpoint[];
+    endpoints?: MonitorEndpoint[];
+  };
 }
 interface ConfigMap extends K8sObject {
   data: Record<string, string>;
@@ -143,6 +158,7 @@ interface ValidatingAdmissionPolicyBinding extends K8sObject {
 interface Kinds {
   DaemonSet: DaemonSet;
   ServiceAccount: K8sObject & { automountServiceAccountToken?: boolean };
+  Secret: K8sObject & { type: string };
   ClusterRole: ClusterRole;
   ClusterRoleBinding: ClusterRoleBinding;
   Role: ClusterRole;
@@ -209,7 +225,7 @@ function ciFiles(): string[] {
 interface Values {
   hostPaths: { cniConfDir: string; cniBinDirs: string[]; socketDir: string };
   kube: { mode: string };
-  metrics: { port: number };
+  metrics: { port: number; auth: { mode: string } };
   image: { registry: string; repository: string; digest: string };
 }
 
@@ -247,14 +263,21 @@ const EXPECTED_CLUSTER_RULES: PolicyRule[] = [
 const EXPECTED_EVENT_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
 ];
+/** metrics.auth.mode=kubernetes adds exactly these (DESIGN's RBAC list), what system:auth-delegator grants. */
+const EXPECTED_AUTH_RULES: PolicyRule[] = [
+  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+  { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+];
 
 /** Every (group, resource, verb) triple a set of rules grants. */
 function grants(rules: PolicyRule[]): string[] {
   return rules
     .flatMap((rule) =>
-      rule.apiGroups.flatMap((group) =>
-        rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}/${resource}:${verb}`)),
-      ),
+      rule.nonResourceURLs
+        ? rule.nonResourceURLs.flatMap((url) => rule.verbs.map((verb) => `${url}:${verb}`))
+        : rule.apiGroups.flatMap((group) =>
+            rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}/${resource}:${verb}`)),
+          ),
     )
     .sort();
 }
@@ -359,14 +382,16 @@ function assertInvariants(rendered: Rendered, values: Values, scenario: string):
     envValue(container, 'CRI_NETSTATUS_METRICS_ADDRESS')?.endsWith(`:${port}`),
     `${where} metrics address`,
   );
+  // HTTPS with metrics auth on (same port, no token: the kubelet's probes stay open).
+  const scheme = values.metrics.auth.mode === 'kubernetes' ? { scheme: 'HTTPS' } : {};
   assert.deepEqual(
     container.livenessProbe?.httpGet,
-    { path: '/healthz', port: 'metrics' },
+    { path: '/healthz', port: 'metrics', ...scheme },
     `${where} liveness`,
   );
   assert.deepEqual(
     container.readinessProbe?.httpGet,
-    { path: '/readyz', port: 'metrics' },
+    { path: '/readyz', port: 'metrics', ...scheme },
     `${where} readiness`,
   );
   assert.ok(container.resources?.requests?.cpu && container.resources.requests.memory, `${where} requests`);
@@ -398,15 +423,25 @@ function assertInvariants(rendered: Rendered, values: Values, scenario: string):
   );
   if (image.digest) assert.ok(container.image.endsWith(`@${image.digest}`), `${where} image digest`);
 
-  // RBAC: exactly the agent's verbs, or nothing with kube.mode=off.
-  const roles = rendered.ofKind('ClusterRole');
-  const bindings = rendered.ofKind('ClusterRoleBinding');
-  const eventRoles = rendered.ofKind('Role');
-  const eventBindings = rendered.ofKind('RoleBinding');
+  // RBAC: exactly the agent's verbs, or nothing with kube.mode=off (and metrics auth off). The
+  // scrapers' reader role (metrics auth on) is checked apart: it is never bound to the agent.
   const subjects = [
     { kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: ds.metadata.namespace },
   ];
-  if (values.kube.mode === 'off') {
+  const authOn = values.metrics.auth.mode === 'kubernetes';
+  const readerName = `${ds.metadata.name}-metrics-reader`;
+  const readers = rendered.ofKind('ClusterRole').filter((role) => role.metadata.name === readerName);
+  const readerBindings = rendered.ofKind('ClusterRoleBinding').filter((b) => b.roleRef.name === readerName);
+  assert.equal(readers.length, authOn ? 1 : 0, `${where} the scrapers' reader role only with metrics auth`);
+  for (const reader of readers)
+    assert.deepEqual(grants(reader.rules), ['/metrics:get'], `${where} reader grants get on /metrics only`);
+  for (const binding of readerBindings)
+    assert.notDeepEqual(binding.subjects, subjects, `${where} the agent is not a scraper of itself`);
+  const roles = rendered.ofKind('ClusterRole').filter((role) => role.metadata.name !== readerName);
+  const bindings = rendered.ofKind('ClusterRoleBinding').filter((b) => b.roleRef.name !== readerName);
+  const eventRoles = rendered.ofKind('Role');
+  const eventBindings = rendered.ofKind('RoleBinding');
+  if (values.kube.mode === 'off' && !authOn) {
     assert.deepEqual(
       [roles.length, bindings.length, eventRoles.length, eventBindings.length],
       [0, 0, 0, 0],
@@ -420,13 +455,29 @@ function assertInvariants(rendered: Rendered, values: Values, scenario: string):
       role && binding && roles.length === 1 && bindings.length === 1,
       `${where} one ClusterRole and binding`,
     );
-    assert.deepEqual(grants(role.rules), grants(EXPECTED_CLUSTER_RULES), `${where} cluster-wide verbs`);
+    assert.deepEqual(
+      grants(role.rules),
+      grants([
+        ...(values.kube.mode === 'off' ? [] : EXPECTED_CLUSTER_RULES),
+        ...(authOn ? EXPECTED_AUTH_RULES : []),
+      ]),
+      `${where} cluster-wide verbs`,
+    );
     assert.deepEqual(
       [binding.roleRef.kind, binding.roleRef.name],
       ['ClusterRole', role.metadata.name],
       `${where} roleRef`,
     );
     assert.deepEqual(binding.subjects, subjects, `${where} subjects`);
+    assert.equal(pod.automountServiceAccountToken, true, `${where} token mounted`);
+  }
+  if (values.kube.mode === 'off') {
+    assert.deepEqual(
+      [eventRoles.length, eventBindings.length],
+      [0, 0],
+      `${where} no events Role with kube.mode=off`,
+    );
+  } else {
     const [eventRole] = eventRoles;
     const [eventBinding] = eventBindings;
     assert.ok(
@@ -441,9 +492,9 @@ function assertInvariants(rendered: Rendered, values: Values, scenario: string):
       ['Role', eventRole.metadata.name],
     );
     assert.deepEqual(eventBinding.subjects, subjects, `${where} event subjects`);
-    assert.equal(pod.automountServiceAccountToken, true, `${where} token mounted`);
   }
-  const account = rendered.one('ServiceAccount');
+  const account = rendered.ofKind('ServiceAccount').find((sa) => sa.metadata.name === pod.serviceAccountName);
+  assert.ok(account, `${where} the agent's ServiceAccount`);
   assert.equal(account.metadata.name, pod.serviceAccountName, `${where} ServiceAccount`);
   assert.equal(
     account.automountServiceAccountToken,
@@ -504,7 +555,15 @@ describe('helm lint --strict', () => {
 
 test('the ci/ scenarios cover the defaults, monitoring, kube off, non-root and custom paths', () => {
   const files = ciFiles();
-  for (const needed of ['default', 'monitoring', 'servicemonitor', 'kube-off', 'nonroot', 'custom-paths'])
+  for (const needed of [
+    'default',
+    'monitoring',
+    'servicemonitor',
+    'kube-off',
+    'nonroot',
+    'custom-paths',
+    'metrics-auth',
+  ])
     assert.ok(files.includes(`${needed}-values.yaml`), `ci/${needed}-values.yaml is missing`);
 });
 
@@ -642,6 +701,89 @@ describe('helm template: defaults', () => {
       name: 'edge-cri-netstatus',
       namespace: 'monitoring',
     });
+  });
+});
+
+describe('helm template: metrics.auth.mode=kubernetes', () => {
+  const auth = ['-f', join(CI_DIR, 'metrics-auth-values.yaml')];
+
+  test('HTTPS probes and scrape annotation, the agent flag, the Secret mounted as a directory (so it updates)', async () => {
+    const rendered = await template(['--set', 'metrics.auth.mode=kubernetes']);
+    const ds = rendered.one('DaemonSet');
+    const container = ds.spec.template.spec.containers[0] as Container;
+    assert.equal(envValue(container, 'CRI_NETSTATUS_METRICS_AUTH'), 'kubernetes');
+    assert.equal(container.livenessProbe?.httpGet?.scheme, 'HTTPS');
+    assert.equal(container.readinessProbe?.httpGet?.scheme, 'HTTPS');
+    assert.equal(container.livenessProbe?.httpGet?.path, '/healthz', 'the probes stay on the open paths');
+    assert.equal(ds.spec.template.metadata.annotations?.['prometheus.io/scheme'], 'https');
+    assert.equal(envValue(container, 'CRI_NETSTATUS_METRICS_TLS_CERT'), undefined, 'self-signed by default');
+
+    const withSecret = (await template([...auth, ...MONITORING_API])).one('DaemonSet');
+    const c = withSecret.spec.template.spec.containers[0] as Container;
+    assert.equal(envValue(c, 'CRI_NETSTATUS_METRICS_TLS_CERT'), '/etc/cri-netstatus/metrics-tls/tls.crt');
+    assert.equal(envValue(c, 'CRI_NETSTATUS_METRICS_TLS_KEY'), '/etc/cri-netstatus/metrics-tls/tls.key');
+    const volume = withSecret.spec.template.spec.volumes?.find((v) => v.name === 'metrics-tls');
+    assert.equal(volume?.secret?.secretName, 'cri-netstatus-metrics-tls');
+    const mount = c.volumeMounts?.find((m) => m.name === 'metrics-tls');
+    assert.deepEqual([mount?.mountPath, mount?.readOnly], ['/etc/cri-netstatus/metrics-tls', true]);
+    assert.equal(
+      withSecret.spec.template.spec.automountServiceAccountToken,
+      true,
+      'a token even with kube.mode=off',
+    );
+  });
+
+  test('defaults: plain HTTP probes, no auth flag, no review verbs, no reader role', async () => {
+    const rendered = await template([]);
+    const container = rendered.one('DaemonSet').spec.template.spec.containers[0] as Container;
+    assert.equal(container.livenessProbe?.httpGet?.scheme, undefined);
+    assert.equal(envValue(container, 'CRI_NETSTATUS_METRICS_AUTH'), undefined);
+    const verbs = rendered.ofKind('ClusterRole').flatMap((role) => grants(role.rules));
+    assert.ok(!verbs.some((v) => /tokenreviews|subjectaccessreviews|\/metrics/.test(v)), verbs.join(' '));
+  });
+
+  test('PodMonitor scrapes HTTPS with the chart-made scraper token; ServiceMonitor with Prometheus own token file', async () => {
+    const rendered = await template([...auth, ...MONITORING_API]);
+    const endpoint = rendered.one('PodMonitor').spec.podMetricsEndpoints?.[0];
+    assert.equal(endpoint?.scheme, 'https');
+    assert.deepEqual(endpoint?.tlsConfig, { insecureSkipVerify: true });
+    assert.deepEqual(endpoint?.authorization, {
+      type: 'Bearer',
+      credentials: { name: 'cri-netstatus-metrics-scraper-token', key: 'token' },
+    });
+    const secret = rendered.one('Secret');
+    assert.equal(secret.type, 'kubernetes.io/service-account-token');
+    assert.equal(
+      secret.metadata.annotations?.['kubernetes.io/service-account.name'],
+      'cri-netstatus-metrics-scraper',
+    );
+    const binding = rendered
+      .ofKind('ClusterRoleBinding')
+      .find((b) => b.roleRef.name === 'cri-netstatus-metrics-reader');
+    assert.deepEqual(binding?.subjects, [
+      { kind: 'ServiceAccount', name: 'cri-netstatus-metrics-scraper', namespace: 'kube-system' },
+    ]);
+
+    const sm = await template([
+      '-f',
+      join(CI_DIR, 'servicemonitor-values.yaml'),
+      '--set',
+      'metrics.auth.mode=kubernetes',
+      ...MONITORING_API,
+    ]);
+    const smEndpoint = sm.one('ServiceMonitor').spec.endpoints?.[0];
+    assert.equal(smEndpoint?.scheme, 'https');
+    assert.equal(smEndpoint?.bearerTokenFile, '/var/run/secrets/kubernetes.io/serviceaccount/token');
+    assert.equal(sm.ofKind('Secret').length, 0, 'no scraper token without a PodMonitor');
+  });
+
+  test('a TLS Secret without metrics auth is refused, naming the key', async () => {
+    const result = await helm(['template', 'x', CHART, '--set', 'metrics.auth.tlsSecretName=tls']);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /metrics.auth.tlsSecretName is used only with metrics.auth.mode=kubernetes/);
+    const bad = await helm(['template', 'x', CHART, '--set', 'metrics.auth.mode=basic']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /\/metrics\/auth\/mode/);
   });
 });
 

@@ -63,6 +63,33 @@ helm.sh/chart: {{ include "cri-netstatus.chart" . }}
 {{- if ne .Values.kube.mode "off" -}}true{{- end -}}
 {{- end -}}
 
+{{/* Whether /metrics is behind TokenReview + SubjectAccessReview (HTTPS). */}}
+{{- define "cri-netstatus.metricsAuth" -}}
+{{- if eq .Values.metrics.auth.mode "kubernetes" -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether the pod needs a service-account token: the Node reporter, or the metrics authorizer. */}}
+{{- define "cri-netstatus.needsToken" -}}
+{{- if or (include "cri-netstatus.kubeEnabled" .) (include "cri-netstatus.metricsAuth" .) -}}true{{- end -}}
+{{- end -}}
+
+{{/* A probe from values, as YAML; an httpGet probe is switched to HTTPS with metrics auth on. */}}
+{{- define "cri-netstatus.probe" -}}
+{{- $root := index . 0 -}}
+{{- $probe := deepCopy (index . 1) -}}
+{{- if and $probe (include "cri-netstatus.metricsAuth" $root) $probe.httpGet -}}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" -}}
+{{- end -}}
+{{- if $probe -}}{{- toYaml $probe -}}{{- end -}}
+{{- end -}}
+
+{{- define "cri-netstatus.scraperName" -}}
+{{- printf "%s-metrics-scraper" (include "cri-netstatus.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "cri-netstatus.readerName" -}}
+{{- printf "%s-metrics-reader" (include "cri-netstatus.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "cri-netstatus.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag | toString -}}
 {{- $repo := .Values.image.repository -}}
@@ -136,6 +163,9 @@ helm.sh/chart: {{ include "cri-netstatus.chart" . }}
 {{- end -}}
 {{- if and .Values.kube.admissionPolicy.enabled (not (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")) (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) -}}
 {{- fail (printf "kube.admissionPolicy.enabled needs Kubernetes 1.30+ (admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy); this cluster is %s" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- if and .Values.metrics.auth.tlsSecretName (not (include "cri-netstatus.metricsAuth" .)) -}}
+{{- fail "metrics.auth.tlsSecretName is used only with metrics.auth.mode=kubernetes (the endpoint serves plain HTTP otherwise)" -}}
 {{- end -}}
 {{- if and (eq .Values.kube.mode "on") (not .Values.rbac.create) (not .Values.serviceAccount.name) -}}
 {{- fail "kube.mode=on with rbac.create=false: set serviceAccount.name to an account you have bound to get nodes, patch nodes/status and create/patch events" -}}

@@ -17,6 +17,8 @@ export interface PrometheusOptions {
   job?: string;
   /** Rule files' contents (YAML), loaded with evaluation every second. */
   rules?: string[];
+  /** Scrape over HTTPS with this bearer token file and TLS settings (--metrics-auth kubernetes). */
+  https?: { credentialsFile: string; insecureSkipVerify: boolean };
 }
 
 export interface Sample {
@@ -67,6 +69,15 @@ export async function startPrometheus(cleanup: Cleanup, options: PrometheusOptio
       ...(ruleFiles.length ? ['rule_files:', ...ruleFiles.map((file) => `  - ${JSON.stringify(file)}`)] : []),
       'scrape_configs:',
       `  - job_name: ${JSON.stringify(job)}`,
+      ...(options.https
+        ? [
+            '    scheme: https',
+            '    authorization:',
+            `      credentials_file: ${JSON.stringify(options.https.credentialsFile)}`,
+            '    tls_config:',
+            `      insecure_skip_verify: ${String(options.https.insecureSkipVerify)}`,
+          ]
+        : []),
       '    static_configs:',
       `      - targets: [${options.targets.map((target) => JSON.stringify(target)).join(', ')}]`,
       '',

@@ -1,6 +1,7 @@
 // Command-line flags: one table per command, each flag also settable as the environment
 // variable CRI_NETSTATUS_<FLAG_IN_CAPS>. A bad value is a one-line error naming the flag and
 // what it accepts.
+import { errorText } from '../util/text.js';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
@@ -81,7 +82,7 @@ export function parseFlags<Table extends FlagTable>(
     try {
       values[name] = spec.parse(raw);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorText(error);
       throw new UsageError(
         `cri-netstatus ${command}: ${source}: ${why}${spec.accepts ? `; accepts ${spec.accepts}` : ''}`,
       );

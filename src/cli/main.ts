@@ -1,4 +1,5 @@
 // Command dispatch for bin/cri-netstatus.js. Returns the exit code; usage errors exit 2.
+import { errorText } from '../util/text.js';
 import { check, CHECK_SUMMARY } from './check.js';
 import { AgentError, ERROR_CODES } from '../errors.js';
 import { serve, SERVE_SUMMARY } from './serve.js';
@@ -50,9 +51,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       process.stderr.write(`${error.message}\n`);
       return 2;
     }
-    process.stderr.write(
-      `cri-netstatus ${command}: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
+    process.stderr.write(`cri-netstatus ${command}: ${errorText(error)}\n`);
     return 1;
   }
 }

@@ -33,10 +33,7 @@ function decoding<T>(decode: (bytes: Buffer) => T): (bytes: Buffer) => T {
     try {
       return decode(bytes);
     } catch (error) {
-      throw new GrpcError(
-        GrpcStatus.INTERNAL,
-        `cannot decode the request: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      throw new GrpcError(GrpcStatus.INTERNAL, `cannot decode the request: ${errorText(error)}`);
     }
   };
 }

@@ -1,6 +1,7 @@
 // Removes the agent's Node condition from every Node: what the chart's uninstall hook runs, so a
 // removed agent leaves no stale condition behind (node-problem-detector's most-requested fix,
 // NPD #423/#470/#1011). Needs `list nodes` and `patch nodes/status`, nothing else.
+import { errorText } from '../util/text.js';
 import { CONDITION_TYPE, removalPatch } from './condition.js';
 import type { KubeApi } from './client.js';
 
@@ -36,7 +37,7 @@ export async function removeConditionEverywhere(
         result.removed.push(name);
         log(`removed the ${CONDITION_TYPE} condition from node ${name}`);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorText(error);
         result.failed.push({ node: name, error: message });
         log(`cannot remove the ${CONDITION_TYPE} condition from node ${name}: ${message}`);
       }

@@ -3,6 +3,7 @@
 // loads every API group and model of the client and adds about 60 MiB of RSS to the agent, the
 // CoreV1 API alone about 20 MiB (bench/kube-rss.ts measures both). Every call has a timeout and
 // fails with a KubeError whose `result` is a small fixed set, used as a metric label.
+import { errorText } from '../util/text.js';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import {
@@ -152,7 +153,7 @@ export function classify(what: string, error: unknown, aborted: boolean, timeout
   }
   if (aborted) return new KubeError(`${what}: no answer within ${timeoutMs / 1000}s`, 'timeout');
   const code = errorCode(error);
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   if (code && NETWORK_CODES.has(code))
     return new KubeError(`${what}: API server unreachable: ${message}`, 'unreachable');
   return new KubeError(`${what}: ${message}`, 'error');

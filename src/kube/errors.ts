@@ -1,6 +1,7 @@
 // API failures as a small fixed set of results: the `result` label of the write metric and the
 // key of "log only when it changes". Kept apart from client.ts so that code which only handles
 // failures does not load @kubernetes/client-node.
+import { errorText } from '../util/text.js';
 import { AgentError, ERROR_CODES } from '../errors.js';
 
 /** Outcome of one API call; the `result` label of cri_netstatus_kube_writes_total. */
@@ -51,5 +52,5 @@ export function resultForStatus(status: number): FailureResult {
 
 export function asKubeError(error: unknown): KubeError {
   if (error instanceof KubeError) return error;
-  return new KubeError(error instanceof Error ? error.message : String(error), 'error');
+  return new KubeError(errorText(error), 'error');
 }

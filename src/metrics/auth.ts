@@ -3,6 +3,7 @@
 // controller-runtime's metrics filter decide. Answers are cached briefly (allowed 1 min, denied
 // 10 s, at most 1,024 tokens, least recently used evicted) so a scrape every few seconds costs the
 // API server two reviews a minute per scraper. An API server that cannot answer fails closed.
+import { errorText } from '../util/text.js';
 import { createHash } from 'node:crypto';
 
 export interface UserInfo {
@@ -177,7 +178,7 @@ export class MetricsAuthorizer {
 }
 
 function unavailable(what: string, error: unknown): Extract<AuthOutcome, { allowed: false }> {
-  const why = error instanceof Error ? error.message : String(error);
+  const why = errorText(error);
   return {
     allowed: false,
     status: 503,

@@ -241,7 +241,7 @@ build_buildah() {
 
 # ---- docker ------------------------------------------------------------------------------------
 build_docker() {
-  local args=(--build-arg "VERSION=$VERSION" --tag "$TAG" -f Dockerfile)
+  local args=(--build-arg "VERSION=$VERSION" -f Dockerfile)
   if [[ $BASE == local ]]; then
     # The same bases, made by buildah here and loaded into docker.
     command -v buildah >/dev/null || die "--base local with docker needs buildah to make the bases"
@@ -262,11 +262,12 @@ build_docker() {
   [[ -z $ca ]] || args+=(--secret "id=npm_ca,src=$ca")
   if docker buildx version >/dev/null 2>&1; then
     [[ -z $PLATFORM ]] || args+=(--platform "$PLATFORM")
-    if [[ -n $PUSH ]]; then args+=(--tag "$PUSH" --push); else args+=(--load); fi
+    # A pushed build goes to the registry only (a multi-platform image cannot be loaded).
+    if [[ -n $PUSH ]]; then args+=(--tag "$PUSH" --push); else args+=(--tag "$TAG" --load); fi
     DOCKER_BUILDKIT=1 docker buildx build "${args[@]}" . >&2 || die "docker buildx build failed"
   else
     [[ -z $PLATFORM ]] || die "--platform needs docker buildx"
-    DOCKER_BUILDKIT=1 docker build "${args[@]}" . >&2 || die "docker build failed"
+    DOCKER_BUILDKIT=1 docker build --tag "$TAG" "${args[@]}" . >&2 || die "docker build failed"
     if [[ -n $PUSH ]]; then
       docker tag "$TAG" "$PUSH" && docker push "$PUSH" >&2 || die "docker push $PUSH failed (logged in?)"
     fi

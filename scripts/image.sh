@@ -109,9 +109,9 @@ make_rootfs() {
   command -v mmdebstrap >/dev/null || die "--base local needs mmdebstrap (\`bash scripts/peers.sh debs\`)"
   ((EUID == 0)) || die "--base local builds its Debian rootfs as root (mmdebstrap --mode=root)"
   log "base: making Debian $ROOTFS_KEY with mmdebstrap (about 1-3 min)"
-  local tmp="$ROOTFS.tmp.$$"
+  local tmp="$ROOTFS.tmp.$$" out="$ROOT/image/mmdebstrap.log"
   rm -f "$ROOTFS.tmp."*
-  mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+  mmdebstrap --variant=minbase --mode=root --format=tar \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -119,8 +119,8 @@ make_rootfs() {
     "$DEBIAN_SUITE" "$tmp" \
     "deb $DEBIAN_MIRROR $DEBIAN_SUITE main" \
     "deb $DEBIAN_MIRROR $DEBIAN_SUITE-updates main" \
-    "deb $DEBIAN_SECURITY_MIRROR $DEBIAN_SUITE-security main" ||
-    { rm -f "$tmp"; die "mmdebstrap $DEBIAN_SUITE failed (is $DEBIAN_MIRROR reachable?)"; }
+    "deb $DEBIAN_SECURITY_MIRROR $DEBIAN_SUITE-security main" >"$out" 2>&1 ||
+    { tail -n 30 "$out" >&2; rm -f "$tmp"; die "mmdebstrap $DEBIAN_SUITE failed (is $DEBIAN_MIRROR reachable? log: $out)"; }
   mv "$tmp" "$ROOTFS"
 }
 
@@ -223,6 +223,9 @@ build_buildah() {
     rm -f "$ROOT/image/"*.oci.tar.tmp
     bh push --quiet "$TAG" "oci-archive:$archive.tmp:$TAG" >&2 || die "buildah push to $archive failed"
     mv -f "$archive.tmp" "$archive"
+    # Keep the three newest archives of this base (about 80 MB each): older trees' are rarely wanted.
+    find "$ROOT/image" -maxdepth 1 -name "cri-netstatus-*-$BASE-*.oci.tar" -printf '%T@ %p\n' |
+      sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -f
     stage_done export
   fi
   if [[ -n $PUSH ]]; then

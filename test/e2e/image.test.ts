@@ -22,11 +22,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { REPO_ROOT } from '../helpers/agent.js';
 import { conflist } from '../helpers/fs.js';
+import { crictl, startContainerd } from './harness/containerd.js';
 import { describeRun, requirePeers, run } from './harness/peers.js';
 import type { RunResult } from './harness/peers.js';
 
@@ -406,5 +407,26 @@ describe('docs/runbooks.md: kubectl debug on a node whose conf dir is 0700 root'
     const result = await inImage((command ?? '').split(' '), { volumes: [`${hostRoot()}:/host:ro`] });
     assert.equal(result.code, 1, describeRun(command ?? '', [], result));
     assert.match(result.stdout, /NOT READY: .*permission denied/);
+  });
+});
+
+describe('the kept archive', () => {
+  test('imports into containerd 1.6 under its tag, as a node without a registry loads it', async (t) => {
+    const ctrd = await startContainerd(t, { confDir: mkdtempSync(join(work, 'net.d-')) });
+    const ctr = join(dirname(requirePeers('containerd').containerd), 'ctr');
+    const base = ['--address', ctrd.socket, '--namespace', 'k8s.io'];
+    const args = [...base, 'images', 'import', '--snapshotter', 'native', archive];
+    const imported = await run(ctr, args, { timeoutMs: 300_000 });
+    assert.equal(imported.code, 0, describeRun('ctr', args, imported));
+    const tag = `localhost/cri-netstatus:${pkg.version}`;
+    const listed = await run(ctr, [...base, 'images', 'ls', '--quiet']);
+    assert.ok(listed.stdout.split('\n').includes(tag), listed.stdout);
+    // The kubelet's view: the CRI image service lists it by that tag.
+    const images = await crictl(ctrd.endpoint, ['images', '--output', 'json']);
+    assert.equal(images.code, 0, describeRun('crictl images', [], images));
+    const repoTags = (JSON.parse(images.stdout) as { images: { repoTags: string[] }[] }).images.flatMap(
+      (i) => i.repoTags,
+    );
+    assert.ok(repoTags.includes(tag), repoTags.join(', '));
   });
 });

@@ -2,7 +2,7 @@
 # Build the agent's container image with docker (buildx) or buildah, whichever works here.
 #
 #   scripts/image.sh [--base official|local] [--push REGISTRY/REPO:TAG] [--platform P1,P2]
-#                    [--builder docker|buildah] [--tag NAME]
+#                    [--insecure] [--builder docker|buildah] [--tag NAME]
 #
 #   --base official  (default) build on node:<NODE_VERSION>-bookworm-slim and run on
 #                    debian:bookworm-slim, pulled from Docker Hub.
@@ -10,6 +10,8 @@
 #                    mmdebstrap from Debian's mirror) plus the official Node.js binary and npm from the
 #                    npm registry (scripts/peers.sh node). Cached by version under the peer cache.
 #   --push REF       push the image to REF (a registry you are logged in to).
+#   --insecure       buildah: push over plain HTTP or to a registry without a verifiable
+#                    certificate (docker: list it in the daemon's insecure-registries instead).
 #   --platform LIST  docker buildx only, e.g. linux/amd64,linux/arm64 (needs --push, since a
 #                    multi-platform image cannot be loaded into the local docker store, and QEMU
 #                    binfmt handlers for the foreign platforms). buildah builds the host's platform.
@@ -36,7 +38,7 @@ BUILDAH_DIR=$ROOT/image/buildah
 log() { printf 'image.sh: %s\n' "$*" >&2; }
 die() { printf 'image.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 usage() {
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -48,7 +50,7 @@ NODE_VERSION=${CRI_NETSTATUS_NODE_VERSION:-$NODE_VERSION}
 VERSION=$(node -p 'require("./package.json").version' 2>/dev/null) ||
   VERSION=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.json)
 
-BASE=official BUILDER='' PUSH='' PLATFORM='' TAG=''
+BASE=official BUILDER='' PUSH='' PLATFORM='' TAG='' TLS_VERIFY=true
 while (($# > 0)); do
   case $1 in
     --base) BASE=${2:-}; shift 2 ;;
@@ -61,6 +63,7 @@ while (($# > 0)); do
     --builder=*) BUILDER=${1#*=}; shift ;;
     --tag) TAG=${2:-}; shift 2 ;;
     --tag=*) TAG=${1#*=}; shift ;;
+    --insecure) TLS_VERIFY=false; shift ;;
     -h | --help) usage ;;
     *) log "unknown argument '$1'"; usage ;;
   esac
@@ -82,6 +85,8 @@ case $BUILDER in
   buildah) command -v buildah >/dev/null || die "--builder buildah: buildah is not installed (\`bash scripts/peers.sh debs\`)" ;;
   *) die "--builder must be 'docker' or 'buildah', not '$BUILDER'" ;;
 esac
+[[ $TLS_VERIFY == true || $BUILDER != docker ]] ||
+  die "--insecure is for buildah; with docker list the registry in the daemon's insecure-registries"
 if [[ -n $PLATFORM ]]; then
   [[ $BUILDER == docker ]] || die "--platform needs docker buildx; buildah here builds the host's platform only"
   [[ $BASE == official ]] || die "--platform needs --base official (the local base is built for the host's platform)"
@@ -233,7 +238,7 @@ build_buildah() {
     local id
     id=$(bh pull --quiet "oci-archive:$archive") && bh tag "$id" "$TAG" ||
       die "cannot load $archive into buildah's storage"
-    bh push "$TAG" "docker://$PUSH" >&2 || die "buildah push $PUSH failed (logged in? \`buildah login\`)"
+    bh push --tls-verify="$TLS_VERIFY" "$TAG" "docker://$PUSH" >&2 || die "buildah push $PUSH failed (logged in? \`buildah login\`)"
     stage_done push
   fi
   log "size (base = the Node base: $BASE_IMAGE + the node binary layer):"

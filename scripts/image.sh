@@ -133,10 +133,12 @@ image_exists() { bh inspect --type image "$1" >/dev/null 2>&1; }
 image_id() { bh inspect --type image --format '{{.FromImageID}}' "$1"; }
 
 # Two local images from one rootfs: the runtime's Debian base, and the build stage's Node base
-# (Debian + node + npm at /usr/local, like the official node images).
-LOCAL_DEBIAN=localhost/cri-netstatus-base/debian:$ROOTFS_KEY
+# (Debian + node + npm at /usr/local, like the official node images). Their names carry the
+# rootfs's mtime, so a rootfs made anew (deleted to pick up Debian's updates) makes new bases.
 local_bases() {
   mkdir -p "$ROOT/image"
+  make_rootfs
+  LOCAL_DEBIAN=localhost/cri-netstatus-base/debian:$ROOTFS_KEY-$(stat -c %Y "$ROOTFS")
   local node_prefix
   node_prefix=$(dirname "$(dirname "$(peers_env CRI_NETSTATUS_IMAGE_NODE)")")
   # peers.sh takes its cache lock even for a cached peer; look first.
@@ -144,9 +146,8 @@ local_bases() {
     bash "$REPO/scripts/peers.sh" node >&2 || die "scripts/peers.sh node failed"
   fi
   [[ -x $node_prefix/bin/node ]] || die "no Node.js prefix at $node_prefix"
-  LOCAL_NODE=localhost/cri-netstatus-base/node:$(basename "$node_prefix")-$ROOTFS_KEY
+  LOCAL_NODE=localhost/cri-netstatus-base/node:$(basename "$node_prefix")-${LOCAL_DEBIAN##*:}
   if ! image_exists "$LOCAL_DEBIAN"; then
-    make_rootfs
     local c
     c=$(bh from scratch)
     bh add "$c" "$ROOTFS" / >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install/build every real test peer the e2e tests use, and cache them OUTSIDE the repo.
 #
-#   scripts/peers.sh [all|debs|crictl|critest|helm|etcd|kube-apiserver|crds]...   (default: all)
+#   scripts/peers.sh [all|debs|node|crictl|critest|helm|etcd|kube-apiserver|crds]...   (default: all)
 #   eval "$(scripts/peers.sh env)"     # export CRI_NETSTATUS_<PEER>=/abs/path for every peer
 #
 # Go peers are built from published modules with the wrapper-module recipe of
@@ -10,7 +10,10 @@
 #   $CRI_NETSTATUS_PEERS_DIR/<name>-<version>/bin/<name>
 # and is skipped when that binary already exists, so a rerun costs seconds. Go's module and build
 # caches stay at their defaults (GOMODCACHE, GOCACHE), outside the repo, so they persist too.
-# Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio) come from apt.
+# Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio, and buildah +
+# mmdebstrap for scripts/image.sh) come from apt. `node` is the image's Node.js LTS: the official
+# binary from the npm registry (package node-linux-<arch>) plus npm, laid out like a Node install
+# prefix, for the image's local base and for `.ci/run`'s second `npm test`.
 set -euo pipefail
 
 # ---- pinned versions ---------------------------------------------------------------------------
@@ -19,7 +22,9 @@ HELM_VERSION=${CRI_NETSTATUS_HELM_VERSION:-v4.3.1}               # helm.sh/helm/
 ETCD_VERSION=${CRI_NETSTATUS_ETCD_VERSION:-v3.6.16}              # go.etcd.io/etcd/server/v3
 KUBE_VERSION=${CRI_NETSTATUS_KUBE_VERSION:-v1.37.2}              # k8s.io/kubernetes (kube-apiserver)
 PROMETHEUS_OPERATOR_VERSION=${CRI_NETSTATUS_PROMETHEUS_OPERATOR_VERSION:-v0.85.0} # its CRDs, for deploy/
-DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf)
+NODE_VERSION=${CRI_NETSTATUS_NODE_VERSION:-24.22.3}             # the image's Node.js (24 LTS)
+NPM_VERSION=${CRI_NETSTATUS_NPM_VERSION:-11.21.2}                # npm of that Node prefix (image build stage)
+DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf buildah mmdebstrap)
 
 ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -32,6 +37,9 @@ CNI_BIN_DIR=/usr/lib/cni
 # Debian's python3-grpcio/python3-protobuf are importable only by Debian's own python3
 # (a pyenv python3 earlier on PATH does not see /usr/lib/python3/dist-packages).
 PYTHON3_BIN=/usr/bin/python3
+# scripts/image.sh's builder and the tool that makes its local Debian base.
+BUILDAH_BIN=/usr/bin/buildah
+MMDEBSTRAP_BIN=/usr/bin/mmdebstrap
 
 # ---- helpers -----------------------------------------------------------------------------------
 log() { printf 'peers.sh: %s\n' "$*" >&2; }
@@ -48,6 +56,14 @@ peer_version() {
 }
 peer_bin() { echo "$ROOT/$1-$(peer_version "$1")/bin/$1"; }
 crds_dir() { echo "$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"; }
+node_arch() {
+  case $(uname -m) in
+    x86_64) echo x64 ;;
+    aarch64) echo arm64 ;;
+    *) die "node: no official Node.js binary for $(uname -m) on the npm registry" ;;
+  esac
+}
+node_dir() { echo "$ROOT/node-v$NODE_VERSION-npm-$NPM_VERSION-linux-$(node_arch)"; }
 MONITORING_CRDS=(podmonitors servicemonitors prometheusrules)
 
 # step PEER VERSION WHAT -- CMD...: run CMD, and fail loudly naming the peer and version.
@@ -175,6 +191,37 @@ fetch_crds() {
   log "crds $ver: ${MONITORING_CRDS[*]} -> $dir"
 }
 
+# The official Node.js binary (npm package node-linux-<arch>, the nodejs.org build) and npm, both
+# fetched with `npm pack` (the registry's integrity check), as a prefix: bin/{node,npm,npx},
+# lib/node_modules/npm. Only bin/node goes into the image's runtime stage.
+fetch_node() {
+  local dir arch
+  dir=$(node_dir)
+  arch=$(node_arch)
+  if [[ -x $dir/bin/node && -s $dir/lib/node_modules/npm/bin/npm-cli.js ]]; then
+    log "node $NODE_VERSION (npm $NPM_VERSION): cached at $dir"
+    return 0
+  fi
+  command -v npm >/dev/null || die "node $NODE_VERSION: npm is needed to fetch it from the npm registry"
+  local t0=$SECONDS tmp="$dir.tmp.$$"
+  rm -rf "$dir.tmp."*
+  mkdir -p "$tmp/pack" "$tmp/bin" "$tmp/lib/node_modules/npm"
+  (cd "$tmp/pack" && npm pack --silent "node-linux-$arch@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null) ||
+    die "node $NODE_VERSION: npm pack node-linux-$arch@$NODE_VERSION npm@$NPM_VERSION failed"
+  tar -xzf "$tmp/pack/node-linux-$arch-$NODE_VERSION.tgz" -C "$tmp" --no-same-owner --strip-components=1 \
+    package/bin/node package/LICENSE || die "node $NODE_VERSION: unexpected node-linux-$arch tarball"
+  tar -xzf "$tmp/pack/npm-$NPM_VERSION.tgz" -C "$tmp/lib/node_modules/npm" --no-same-owner \
+    --strip-components=1 || die "node $NODE_VERSION: cannot unpack npm-$NPM_VERSION.tgz"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$tmp/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$tmp/bin/npx"
+  rm -rf "$tmp/pack"
+  local got
+  got=$("$tmp/bin/node" --version) || die "node $NODE_VERSION: the fetched binary does not run"
+  [[ $got == "v$NODE_VERSION" ]] || die "node $NODE_VERSION: the fetched binary says $got"
+  rm -rf "$dir" && mv "$tmp" "$dir"
+  log "node $NODE_VERSION (npm $NPM_VERSION): fetched in $((SECONDS - t0))s -> $dir"
+}
+
 deb_installed() {
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
@@ -221,6 +268,9 @@ print_env() {
   emit CRI_NETSTATUS_PROMTOOL "$PROMTOOL_BIN"
   emit CRI_NETSTATUS_CNI_BIN_DIR "$CNI_BIN_DIR"
   emit CRI_NETSTATUS_PYTHON3 "$PYTHON3_BIN"
+  emit CRI_NETSTATUS_IMAGE_NODE "$(node_dir)/bin/node"
+  emit CRI_NETSTATUS_BUILDAH "$BUILDAH_BIN"
+  emit CRI_NETSTATUS_MMDEBSTRAP "$MMDEBSTRAP_BIN"
 }
 
 usage() {
@@ -237,8 +287,8 @@ main() {
       env) print_env; return 0 ;;
       -h | --help | help) usage ;;
       # cheapest first, kube-apiserver last; one at a time (2-core CI machines)
-      all) targets+=(debs crds crictl critest helm etcd kube-apiserver) ;;
-      debs | crds | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
+      all) targets+=(debs node crds crictl critest helm etcd kube-apiserver) ;;
+      debs | node | crds | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
       *) log "unknown target '$a'"; usage ;;
     esac
   done
@@ -250,6 +300,7 @@ main() {
   for a in "${targets[@]}"; do
     case $a in
       debs) install_debs ;;
+      node) fetch_node ;;
       crds) fetch_crds ;;
       crictl) build_crictl ;;
       critest) build_critest ;;

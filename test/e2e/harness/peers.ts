@@ -19,6 +19,9 @@ export const PEER_VARIABLES = {
   prometheus: 'CRI_NETSTATUS_PROMETHEUS',
   promtool: 'CRI_NETSTATUS_PROMTOOL',
   cniBinDir: 'CRI_NETSTATUS_CNI_BIN_DIR',
+  imageNode: 'CRI_NETSTATUS_IMAGE_NODE',
+  buildah: 'CRI_NETSTATUS_BUILDAH',
+  mmdebstrap: 'CRI_NETSTATUS_MMDEBSTRAP',
 } as const;
 
 export type PeerName = keyof typeof PEER_VARIABLES;
@@ -37,6 +40,9 @@ const PEER_TARGET: Record<PeerName, string> = {
   prometheus: 'debs',
   promtool: 'debs',
   cniBinDir: 'debs',
+  imageNode: 'node',
+  buildah: 'debs',
+  mmdebstrap: 'debs',
 };
 
 let cached: PeerPaths | undefined;

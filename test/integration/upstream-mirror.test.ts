@@ -115,7 +115,7 @@ function mirrorFor(
     registry,
     networkReady: () => true,
     intervalMs: 40,
-    timeoutMs: 1000,
+    timeoutMs: 5000, // generous: a loaded 2-core CI machine can take over 1 s for a first connect and two calls
     initialBackoffMs: 40,
     maxBackoffMs: 160,
     ...overrides,

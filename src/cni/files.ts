@@ -15,7 +15,7 @@ import {
   statSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LoadError } from './types.js';
 
 export const CONFIG_EXTENSIONS = new Set(['.conf', '.conflist', '.json']);
@@ -60,7 +60,7 @@ export class ConfDirLister {
     if (key !== this.key || racy) {
       try {
         const names = readdirSync(this.dir, { withFileTypes: true })
-          .filter((entry) => !entry.isDirectory() && CONFIG_EXTENSIONS.has(extname(entry.name)))
+          .filter((entry) => !entry.isDirectory() && CONFIG_EXTENSIONS.has(goExt(entry.name)))
           .map((entry) => entry.name);
         this.readdirs++;
         this.names = sortByBytes(names);
@@ -73,6 +73,12 @@ export class ConfDirLister {
     }
     return { ok: true, files: this.names, dirIno: stats.ino };
   }
+}
+
+/** Go's filepath.Ext: from the last dot on, so `.conflist` alone is a `.conflist` (Node says ''). */
+export function goExt(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 || name.includes('/', dot) ? '' : name.slice(dot);
 }
 
 export function sortByBytes(names: string[]): string[] {

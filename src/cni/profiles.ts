@@ -1,7 +1,24 @@
 // Selection semantics: which network is the default, and is the network ready. Each profile is
 // named after the runtime whose loader it mirrors (see reference/cni-loading.md and
 // cri-status.md); they are pure functions of a scan and, for isulad, the previous decision.
+import type { LibcniVersion } from './libcni.js';
 import type { FileVerdict, LoadError, NetworkConfig, Selection, Semantics } from './types.js';
+
+/** The libcni release each profile's runtime vendors, and whether it loads `<dir>/<name>/*.conf`. */
+const PROFILE_LIBCNI: Readonly<Record<string, { libcni: LibcniVersion; dirPlugins: boolean }>> = {
+  // iSulad's clibcni has no plugin subdirectories; parse as the newest libcni otherwise.
+  isulad: { libcni: '1.3.1', dirPlugins: false },
+  containerd: { libcni: '1.1.2', dirPlugins: false },
+  'containerd-1.7': { libcni: '1.1.2', dirPlugins: false },
+  'containerd-2.0': { libcni: '1.2.3', dirPlugins: false },
+  'containerd-2.1': { libcni: '1.3.1', dirPlugins: true },
+  // CRI-O 1.34 (ocicni) vendors libcni v1.3 and loads lists with ConfListFromFile.
+  crio: { libcni: '1.3.1', dirPlugins: true },
+};
+
+export function profileLibcni(profile: string): { libcni: LibcniVersion; dirPlugins: boolean } {
+  return PROFILE_LIBCNI[profile] ?? { libcni: '1.3.1', dirPlugins: false };
+}
 
 export interface Scan {
   confDir: string;
@@ -66,10 +83,24 @@ function selectContainerd(scan: Scan): Selection {
     return {
       ready: false,
       stale: false,
-      reason: `failed to load CNI config list file ${first.path}: ${first.current.error.message}: invalid cni config`,
+      reason: goCniLoadError(first.file, first.path, first.current.error),
     };
   }
   return { ready: true, network: first.current.config, file: first.file, stale: false };
+}
+
+/**
+ * go-cni's wording for a file that fails to load: `config list file` for a `.conflist`, `config
+ * file` for a `.conf`/`.json`, and its own text when converting a loaded `.conf` fails. Our hint,
+ * if any, follows go-cni's whole message so the runtime's words stay one greppable string.
+ */
+function goCniLoadError(file: string, path: string, error: LoadError): string {
+  const libcni = error.libcni ?? error.message;
+  const hint = error.libcni !== undefined ? error.message.slice(error.libcni.length) : '';
+  const what = error.converting
+    ? `failed to convert CNI config file ${path} to CNI config list`
+    : `failed to load CNI config${file.endsWith('.conflist') ? ' list' : ''} file ${path}`;
+  return `${what}: ${libcni}: invalid cni config${hint}`;
 }
 
 /** CRI-O (ocicni): the first file that loads and whose plugin binaries all exist; others are skipped. */

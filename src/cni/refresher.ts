@@ -16,6 +16,10 @@ import {
   resolveUnderRoot,
   statFile,
 } from './files.js';
+import { readDirPlugins } from './dirplugins.js';
+import type { DirPlugins } from './dirplugins.js';
+import { NEWEST_LIBCNI } from './libcni.js';
+import type { LibcniVersion } from './libcni.js';
 import { parseConfig } from './parse.js';
 import { firstError, inForce, select } from './profiles.js';
 import { SEMANTICS } from './types.js';
@@ -40,6 +44,10 @@ export interface RefresherOptions {
    * paths, and every symlink on the way is followed under the root.
    */
   root?: string;
+  /** The libcni release files are decoded as (default: the profile's, see profiles.ts). */
+  libcni?: LibcniVersion;
+  /** Load libcni v1.3's `<conf dir>/<network>/*.conf` plugins (default: the profile's). */
+  dirPlugins?: boolean;
   /** Errors of background refreshes and of listeners (bugs, never config problems): logged, not thrown. */
   onError?: (error: unknown) => void;
 }
@@ -71,6 +79,8 @@ const BIN_DIR_CHECK_MS = 1000;
 
 interface FileRecord {
   statKey: string;
+  /** For a list whose plugins include `<dir>/<network>/*.conf`: that network and the subdir's stamp. */
+  dirPlugins?: { network: string; stamp: string };
   ctimeMs: number;
   readAtMs: number;
   bytes?: Buffer;
@@ -280,18 +290,41 @@ export class Refresher {
     if (stat === undefined) return undefined;
     if (!('key' in stat)) return this.withResult(name, path, before, { ok: false, error: stat }, now);
     const racy = before !== undefined && before.readAtMs - before.ctimeMs < RACY_WINDOW_MS;
-    if (before && before.statKey === stat.key && !racy) return before;
+    if (before && before.statKey === stat.key && !racy && this.sameDirPlugins(before)) return before;
 
     const kind = nonRegularKind(stat.stats);
     if (kind) return this.withResult(name, path, before, { ok: false, error: notRegular(kind) }, now, stat);
     const read = readConfigFile(target, maxFileSize);
     this.stats.filesRead++;
     if (!read.ok && 'gone' in read) return undefined;
-    if (read.ok && before?.bytes?.equals(read.bytes)) {
+    if (read.ok && before?.bytes?.equals(read.bytes) && this.sameDirPlugins(before)) {
       return { ...before, statKey: stat.key, ctimeMs: stat.ctimeMs, readAtMs: now };
     }
-    const result: LoadResult = read.ok ? parseConfig(name, read.bytes) : { ok: false, error: read.error };
-    return this.withResult(name, path, before, result, now, stat, read.ok ? read.bytes : undefined);
+    let dirPlugins: FileRecord['dirPlugins'];
+    const loadDirPlugins = this.options.dirPlugins
+      ? (network: string): DirPlugins => {
+          const found = readDirPlugins(this.onDisk(this.options.confDir), network, this.libcni);
+          dirPlugins = { network, stamp: found.stamp };
+          return found;
+        }
+      : undefined;
+    const result: LoadResult = read.ok
+      ? parseConfig(name, read.bytes, this.libcni, loadDirPlugins)
+      : { ok: false, error: read.error };
+    const record = this.withResult(name, path, before, result, now, stat, read.ok ? read.bytes : undefined);
+    return dirPlugins ? { ...record, dirPlugins } : record;
+  }
+
+  private get libcni(): LibcniVersion {
+    return this.options.libcni ?? NEWEST_LIBCNI;
+  }
+
+  /** Whether a list's plugin subdirectory is as it was when the list was last parsed. */
+  private sameDirPlugins(record: FileRecord): boolean {
+    const { dirPlugins } = record;
+    if (!dirPlugins) return true;
+    const now = readDirPlugins(this.onDisk(this.options.confDir), dirPlugins.network, this.libcni);
+    return now.stamp === dirPlugins.stamp;
   }
 
   private withResult(

@@ -18,6 +18,10 @@ export interface LoadError {
   reason: FailureReason;
   /** Operator-facing text: what is wrong and, where we can tell, what to do. */
   message: string;
+  /** libcni's own text for a rejected file, word for word (`message` starts with it). */
+  libcni?: string;
+  /** go-cni failed converting a loaded `.conf` into a list (ConfListFromConf), not loading it. */
+  converting?: boolean;
 }
 
 export interface PluginConfig {

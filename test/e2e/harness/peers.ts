@@ -19,6 +19,7 @@ export const PEER_VARIABLES = {
   prometheus: 'CRI_NETSTATUS_PROMETHEUS',
   promtool: 'CRI_NETSTATUS_PROMTOOL',
   cniBinDir: 'CRI_NETSTATUS_CNI_BIN_DIR',
+  libcniLoaders: 'CRI_NETSTATUS_LIBCNI_LOADERS',
 } as const;
 
 export type PeerName = keyof typeof PEER_VARIABLES;
@@ -37,6 +38,7 @@ const PEER_TARGET: Record<PeerName, string> = {
   prometheus: 'debs',
   promtool: 'debs',
   cniBinDir: 'debs',
+  libcniLoaders: 'libcni-loaders',
 };
 
 let cached: PeerPaths | undefined;
@@ -82,7 +84,8 @@ export function requirePeers<K extends PeerName>(...names: K[]): Pick<PeerPaths,
   const missing: string[] = [];
   for (const name of names) {
     const path = paths[name];
-    const isDir = name === 'cniBinDir' || name === 'peersDir' || name === 'monitoringCrds';
+    const isDir =
+      name === 'cniBinDir' || name === 'peersDir' || name === 'monitoringCrds' || name === 'libcniLoaders';
     try {
       if (isDir) {
         if (!statSync(path).isDirectory()) throw new Error('not a directory');

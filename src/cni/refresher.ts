@@ -12,6 +12,7 @@ import {
   RACY_WINDOW_MS,
   nonRegularKind,
   notRegular,
+  asLibcniReadError,
   readConfigFile,
   resolveUnderRoot,
   statFile,
@@ -284,16 +285,23 @@ export class Refresher {
     now: number,
     maxFileSize: number,
   ): FileRecord | undefined {
-    const target = this.onDisk(path);
+    const raw = this.options.root === undefined ? this.lister.rawNames.get(name) : undefined;
+    // A name that is not UTF-8 is opened by its bytes (Go lists and reads it too).
+    const target = raw ? Buffer.concat([Buffer.from(`${this.lister.dir}/`), raw]) : this.onDisk(path);
     // A dangling link is reported by the name the listing holds (under a root, not `target`).
     const stat = statFile(target, target === path ? path : join(this.lister.dir, name));
     if (stat === undefined) return undefined;
-    if (!('key' in stat)) return this.withResult(name, path, before, { ok: false, error: stat }, now);
+    if (!('key' in stat)) {
+      return this.withResult(name, path, before, { ok: false, error: asLibcniReadError(path, stat) }, now);
+    }
     const racy = before !== undefined && before.readAtMs - before.ctimeMs < RACY_WINDOW_MS;
     if (before && before.statKey === stat.key && !racy && this.sameDirPlugins(before)) return before;
 
     const kind = nonRegularKind(stat.stats);
-    if (kind) return this.withResult(name, path, before, { ok: false, error: notRegular(kind) }, now, stat);
+    if (kind) {
+      const error = asLibcniReadError(path, notRegular(kind), kind);
+      return this.withResult(name, path, before, { ok: false, error }, now, stat);
+    }
     const read = readConfigFile(target, maxFileSize);
     this.stats.filesRead++;
     if (!read.ok && 'gone' in read) return undefined;
@@ -310,7 +318,7 @@ export class Refresher {
       : undefined;
     const result: LoadResult = read.ok
       ? parseConfig(name, read.bytes, this.libcni, loadDirPlugins)
-      : { ok: false, error: read.error };
+      : { ok: false, error: asLibcniReadError(path, read.error) };
     const record = this.withResult(name, path, before, result, now, stat, read.ok ? read.bytes : undefined);
     return dirPlugins ? { ...record, dirPlugins } : record;
   }

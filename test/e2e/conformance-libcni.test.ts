@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { profileLibcni } from '../../src/cni/profiles.js';
 import { Refresher } from '../../src/cni/refresher.js';
-import { DEFAULT_MAX_FILE_SIZE } from '../../src/cni/files.js';
 import type { NetworkState } from '../../src/cni/types.js';
 import { tempDir } from '../helpers/fs.js';
-import { writeCorpus } from './harness/cni-corpus.js';
+import { MAX_FILE_SIZE, writeCorpus } from './harness/cni-corpus.js';
 import { requirePeers } from './harness/peers.js';
 
 const SEED = Number(process.env.CRI_NETSTATUS_CORPUS_SEED ?? 9);
-const DIRS = Number(process.env.CRI_NETSTATUS_CORPUS_DIRS ?? 3000);
+const DIRS = Number(process.env.CRI_NETSTATUS_CORPUS_DIRS ?? 3200);
 const PROFILES = ['containerd-1.7', 'containerd-2.0', 'containerd-2.1'] as const;
 
 interface LoaderFile {
@@ -119,13 +118,22 @@ function compare(profile: string, ours: NetworkState, theirs: LoaderDir, tally: 
     );
 }
 
+function countBy(items: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of items) counts.set(item, (counts.get(item) ?? 0) + 1);
+  return counts;
+}
+
 const pct = (n: number, of: number): string => (of === 0 ? 'n/a' : `${((100 * n) / of).toFixed(1)}%`);
 
 test(`each containerd profile agrees with the real go-cni + libcni it reproduces on ${DIRS} generated conf dirs`, async (t) => {
   const { libcniLoaders } = requirePeers('libcniLoaders');
   const root = tempDir(t, 'cri-netstatus-corpus-');
   const corpus = writeCorpus(root, DIRS, SEED);
-  const dirs = corpus.map((c) => c.dir);
+  // libcni would block on a FIFO forever: those dirs are not given to the loaders.
+  const dirs = corpus.filter((c) => !c.allowed.includes('FIFO')).map((c) => c.dir);
+  const allowed = corpus.filter((c) => c.allowed.length > 0);
+  const skip = new Set(allowed.map((c) => c.dir));
   const classes = new Set(corpus.flatMap((c) => c.classes));
   const rows: string[] = [];
   const failures: string[] = [];
@@ -144,11 +152,12 @@ test(`each containerd profile agrees with the real go-cni + libcni it reproduces
     };
     const { libcni, dirPlugins } = profileLibcni(profile);
     for (const dir of dirs) {
+      if (skip.has(dir)) continue;
       const refresher = new Refresher({
         confDir: dir,
         binDirs: [],
         semantics: 'containerd',
-        maxFileSize: DEFAULT_MAX_FILE_SIZE,
+        maxFileSize: MAX_FILE_SIZE,
         libcni,
         dirPlugins,
       });
@@ -166,7 +175,8 @@ test(`each containerd profile agrees with the real go-cni + libcni it reproduces
     "| profile | files: same accept/reject | same network | both reject: our message contains libcni's | dirs: same go-cni verdict |",
     '|---|---|---|---|---|',
     ...rows,
-    'allowed differences: none in this corpus (no files over --max-file-size, no FIFOs, sockets or devices)',
+    `allowed differences, counted apart (${allowed.length} dirs): ${[...countBy(allowed.flatMap((c) => c.allowed))].map(([why, n]) => `${why}: ${n}`).join(', ')}`,
+    ...allowed.slice(0, 5).map((c) => `  e.g. ${c.dir}: ${c.allowed.join(', ')}`),
   ].join('\n');
   t.diagnostic(table);
   process.stdout.write(`${table}\n`);

@@ -177,10 +177,14 @@ test('non-regular files, broken links and oversized files are rejected with a re
     '99-good.conflist',
   ]);
   assert.match(byFile['01-fifo.conf'] ?? '', /^read_error: a FIFO, not a regular file/);
-  assert.match(byFile['02-dirlink.conf'] ?? '', /^read_error: a directory, not a regular file/);
+  // libcni's own words first (what the runtime logs), then ours.
+  assert.match(
+    byFile['02-dirlink.conf'] ?? '',
+    /^read_error: error reading \S+\/02-dirlink\.conf: read \S+: is a directory \(a directory, not a regular file/,
+  );
   assert.match(
     byFile['03-broken.conflist'] ?? '',
-    /^read_error: a symlink to nowhere\.conflist, which does not exist/,
+    /^read_error: error reading \S+: open \S+: no such file or directory \(a symlink to nowhere\.conflist, which does not exist/,
   );
   assert.match(byFile['04-huge.conflist'] ?? '', /^too_large: 2 MiB, over the 1 MiB limit/);
   assert.equal(state.selection.network?.name, 'good');

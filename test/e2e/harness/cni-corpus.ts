@@ -2,7 +2,8 @@
 // real bridge/flannel/calico/cilium/multus configs covering every class of issue 9 (typed fields,
 // Go's key folding and duplicates, null, nesting, number range, invalid UTF-8, version-specific
 // list rules, plugin subdirectories, syntax errors) and multi-file selection order.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** mulberry32: small, seedable, good enough to spread cases. */
@@ -223,6 +224,15 @@ const FILE_NAMES = [
 export interface CorpusDir {
   dir: string;
   classes: string[];
+  /** Why this dir may differ from libcni on purpose (we refuse FIFOs and files over the size cap). */
+  allowed: string[];
+}
+
+/** The --max-file-size the differential test runs with (small, so a big file is cheap to write). */
+export const MAX_FILE_SIZE = 64 * 1024;
+
+function mkfifo(path: string): void {
+  execFileSync('mkfifo', [path]);
 }
 
 /** Writes `count` conf dirs under `root`; returns each dir with the classes it exercises. */
@@ -233,6 +243,7 @@ export function writeCorpus(root: string, count: number, seed: number): CorpusDi
     const dir = join(root, `d${String(i).padStart(5, '0')}`);
     mkdirSync(dir, { recursive: true });
     const classes: string[] = [];
+    const allowed: string[] = [];
     const files = 1 + Math.floor(rand() * rand() * 4);
     const used = new Set<string>();
     for (let f = 0; f < files; f++) {
@@ -248,12 +259,41 @@ export function writeCorpus(root: string, count: number, seed: number): CorpusDi
         classes.push(`subdir: ${content.subdir.kind}`);
       }
     }
-    if (rand() < 0.05) {
+    const special = rand();
+    const first = [...used][0] ?? '10-net.conflist';
+    const valid = '{"cniVersion":"1.0.0","name":"special","plugins":[{"type":"bridge"}]}';
+    if (special < 0.03) {
       mkdirSync(join(dir, 'adir.conf'));
       classes.push('listing: dir named .conf');
+    } else if (special < 0.06) {
+      mkdirSync(join(dir, 'target'));
+      symlinkSync('target', join(dir, '01-dirlink.conf'));
+      classes.push('listing: symlink to a dir');
+    } else if (special < 0.09) {
+      symlinkSync('nowhere.conflist', join(dir, '01-broken.conflist'));
+      classes.push('listing: broken symlink');
+    } else if (special < 0.12) {
+      symlinkSync(first, join(dir, '00-link.conflist'));
+      classes.push('listing: symlink to a file');
+    } else if (special < 0.15) {
+      const name = Buffer.concat([Buffer.from('01-'), Buffer.from([0xff, 0xc3]), Buffer.from('.conflist')]);
+      writeFileSync(Buffer.concat([Buffer.from(`${dir}/`), name]), valid);
+      classes.push('listing: file name not UTF-8');
+    } else if (special < 0.17) {
+      mkfifo(join(dir, '00-fifo.conflist'));
+      allowed.push('FIFO');
+      classes.push('allowed: FIFO');
+    } else if (special < 0.19) {
+      const padding = 'x'.repeat(MAX_FILE_SIZE);
+      writeFileSync(
+        join(dir, '00-huge.conflist'),
+        `{"name":"huge","pad":"${padding}","plugins":[{"type":"bridge"}]}`,
+      );
+      allowed.push(`over --max-file-size (${MAX_FILE_SIZE} bytes)`);
+      classes.push('allowed: over --max-file-size');
     }
     classes.push(`files: ${used.size}`);
-    dirs.push({ dir, classes });
+    dirs.push({ dir, classes, allowed });
   }
   return dirs;
 }

@@ -96,7 +96,12 @@ function parseDocument(data: Uint8Array, prefix: string): Decoded<GoValue> {
   if (syntax) {
     return {
       ok: false,
-      error: { message: `${prefix}: ${syntax.message}`, offset: syntax.offset - 1, atEnd: syntax.atEnd },
+      error: {
+        message: `${prefix}: ${syntax.message}`,
+        // Go's offset counts the culprit byte; at the end, we point just past the last byte.
+        offset: syntax.atEnd ? syntax.offset : syntax.offset - 1,
+        atEnd: syntax.atEnd,
+      },
     };
   }
   return { ok: true, value: parseValid(data) };

@@ -104,7 +104,7 @@ test("truncated, empty, BOM and commented files: Go's scanner message, then line
   assert.equal(truncated.reason, 'parse_error');
   assert.equal(
     truncated.message,
-    'error parsing configuration list: unexpected end of JSON input (line 3, column 21: the file ends early; is it truncated or still being written?)',
+    'error parsing configuration list: unexpected end of JSON input (line 3, column 22: the file ends early; is it truncated or still being written?)',
   );
   assert.equal(
     failure(parse('a.conflist', '')).message,

@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
+import { parseSemanticsFlag, pickAutoSemantics, warnFlag } from '../cni/profiles.js';
 import { SEMANTICS } from '../cni/types.js';
 import { ConfDirWatcher } from '../cni/watcher.js';
 import { RUNTIME_READY, networkReadyCondition } from '../cri/conditions.js';
@@ -63,10 +64,10 @@ export const serveFlags = {
     parse: hostPort,
   },
   semantics: {
-    description: "which runtime's config selection to mirror",
+    description: "which runtime's config loading to mirror (auto: the runtime on --runtime-endpoint)",
     default: 'isulad',
-    accepts: SEMANTICS.join(', '),
-    parse: oneOf(SEMANTICS),
+    accepts: `${SEMANTICS.join(', ')}, auto, containerd (deprecated: containerd-1.7)`,
+    parse: (raw: string) => parseSemanticsFlag(raw, warnFlag),
   },
   'stale-after': {
     description: 'turn NetworkReady false once a last-good config has been served this long',
@@ -185,7 +186,7 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
   const refresher = new Refresher({
     confDir: config['cni-conf-dir'],
     binDirs: config['cni-bin-dir'],
-    semantics: config.semantics,
+    semantics: config.semantics === 'auto' ? 'isulad' : config.semantics, // auto: decided below
     maxFileSize: config['max-file-size'],
     onError: (error) => log.error({ err: error }, 'refreshing the network config failed'),
   });
@@ -241,6 +242,11 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
       stops.push(() => mirror.stop());
       await mirror.firstPoll; // at most the poll timeout: serve the upstream's answer from the first call
     }
+    if (config.semantics === 'auto') {
+      const picked = pickAutoSemantics(upstream?.runtime);
+      refresher.useSemantics(picked.semantics);
+      log.info({ semantics: picked.semantics }, `--semantics auto picked ${picked.semantics}: ${picked.why}`);
+    }
 
     const effective = {
       cniConfDir: config['cni-conf-dir'],
@@ -249,7 +255,7 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
       metricsAddress: config['metrics-address']
         ? `${config['metrics-address'].host}:${config['metrics-address'].port}`
         : 'off',
-      semantics: config.semantics,
+      semantics: refresher.options.semantics,
       staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
       maxFileSize: config['max-file-size'],
       resyncInterval: `${config['resync-interval'] / 1000}s`,
@@ -323,7 +329,7 @@ export async function startAgent(config: ServeConfig, log: Logger): Promise<Agen
       {
         socket: config.socket,
         confDir: config['cni-conf-dir'],
-        semantics: config.semantics,
+        semantics: refresher.options.semantics,
         metrics: metricsAddress,
         version: VERSION,
         query: `cri-netstatus status --socket ${config.socket}`,

@@ -47,7 +47,7 @@ export function parseConfig(
     return fromList(list.value, bytes);
   }
   const plugin = pluginConfFromBytes(bytes, version);
-  if (!plugin.ok) return rejected(bytes, plugin.error, confHint(plugin.error));
+  if (!plugin.ok) return rejected(bytes, plugin.error, confHint(plugin.error, bytes));
   const list = confListFromConf(bytes, plugin.value, version);
   if (!list.ok) return rejected(bytes, list.error, undefined, true);
   return fromList(list.value, bytes);
@@ -99,9 +99,9 @@ function listHint(failure: LibcniFailure): string | undefined {
     : undefined;
 }
 
-function confHint(failure: LibcniFailure): string | undefined {
-  return failure.message.endsWith("missing 'type'")
-    ? 'a .conf holds one plugin with a "type"; if this is a list with "plugins", name the file .conflist'
+function confHint(failure: LibcniFailure, bytes: Buffer): string | undefined {
+  return failure.message.endsWith("missing 'type'") && /"plugins"\s*:\s*\[/.test(bytes.toString('utf8'))
+    ? 'this looks like a configuration list: name the file .conflist'
     : undefined;
 }
 

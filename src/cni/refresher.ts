@@ -19,10 +19,9 @@ import {
 } from './files.js';
 import { readDirPlugins } from './dirplugins.js';
 import type { DirPlugins } from './dirplugins.js';
-import { NEWEST_LIBCNI } from './libcni.js';
 import type { LibcniVersion } from './libcni.js';
 import { parseConfig } from './parse.js';
-import { firstError, inForce, select } from './profiles.js';
+import { firstError, inForce, profileLibcni, select } from './profiles.js';
 import { SEMANTICS } from './types.js';
 import type {
   FailureReason,
@@ -109,6 +108,14 @@ export class Refresher {
     this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
     this.lister = new ConfDirLister(this.onDisk(options.confDir));
     this.current = initialState(options);
+  }
+
+  /** Switches profile (`--semantics auto` once the runtime is known): every file is decoded again. */
+  useSemantics(semantics: Semantics): NetworkState {
+    this.options.semantics = semantics;
+    this.records.clear();
+    this.current = { ...this.current, semantics };
+    return this.refresh();
   }
 
   get state(): NetworkState {
@@ -309,13 +316,14 @@ export class Refresher {
       return { ...before, statKey: stat.key, ctimeMs: stat.ctimeMs, readAtMs: now };
     }
     let dirPlugins: FileRecord['dirPlugins'];
-    const loadDirPlugins = this.options.dirPlugins
-      ? (network: string): DirPlugins => {
-          const found = readDirPlugins(this.onDisk(this.options.confDir), network, this.libcni);
-          dirPlugins = { network, stamp: found.stamp };
-          return found;
-        }
-      : undefined;
+    const loadDirPlugins =
+      (this.options.dirPlugins ?? profileLibcni(this.options.semantics).dirPlugins)
+        ? (network: string): DirPlugins => {
+            const found = readDirPlugins(this.onDisk(this.options.confDir), network, this.libcni);
+            dirPlugins = { network, stamp: found.stamp };
+            return found;
+          }
+        : undefined;
     const result: LoadResult = read.ok
       ? parseConfig(name, read.bytes, this.libcni, loadDirPlugins)
       : { ok: false, error: asLibcniReadError(path, read.error) };
@@ -324,7 +332,7 @@ export class Refresher {
   }
 
   private get libcni(): LibcniVersion {
-    return this.options.libcni ?? NEWEST_LIBCNI;
+    return this.options.libcni ?? profileLibcni(this.options.semantics).libcni;
   }
 
   /** Whether a list's plugin subdirectory is as it was when the list was last parsed. */
@@ -416,6 +424,9 @@ export function initialState(of: Pick<NetworkState, 'confDir' | 'binDirs' | 'sem
     semantics: of.semantics,
     files: [],
     selection: nothing,
-    verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
+    verdicts: Object.fromEntries(SEMANTICS.map((profile) => [profile, nothing])) as Record<
+      Semantics,
+      Selection
+    >,
   };
 }

@@ -1,8 +1,11 @@
 // The value that flows out of src/cni: what the conf dir holds and which network is in force.
 // Everything downstream (CRI, metrics, kube, the CLI) is a view of these types.
 
-export const SEMANTICS = ['isulad', 'containerd', 'crio'] as const;
+/** Selection profiles, each named after the runtime releases whose loader it reproduces. */
+export const SEMANTICS = ['isulad', 'containerd-1.7', 'containerd-2.0', 'containerd-2.1', 'crio'] as const;
 export type Semantics = (typeof SEMANTICS)[number];
+/** What --semantics resolves to: a profile, or `auto` (from --runtime-endpoint); `containerd` is an alias. */
+export type SemanticsFlag = Semantics | 'auto';
 
 /** Why a file or the directory could not be loaded; also the metric label set. */
 export const FAILURE_REASONS = [

@@ -66,7 +66,12 @@ interface Tally {
   mismatches: string[];
 }
 
-function compare(profile: string, ours: NetworkState, theirs: LoaderDir, tally: Tally): void {
+function compare(
+  profile: (typeof PROFILES)[number],
+  ours: NetworkState,
+  theirs: LoaderDir,
+  tally: Tally,
+): void {
   const note = (what: string): void => {
     if (tally.mismatches.length < 15) tally.mismatches.push(`${profile} ${theirs.dir}: ${what}`);
   };
@@ -102,7 +107,7 @@ function compare(profile: string, ours: NetworkState, theirs: LoaderDir, tally: 
     }
   }
   tally.dirs++;
-  const verdict = ours.verdicts.containerd;
+  const verdict = ours.verdicts[profile];
   const inner = (theirs.verdict.error ?? '')
     .replace(/^cni config load failed: /, '')
     .replace(/: failed to load cni config$/, '');
@@ -156,7 +161,7 @@ test(`each containerd profile agrees with the real go-cni + libcni it reproduces
       const refresher = new Refresher({
         confDir: dir,
         binDirs: [],
-        semantics: 'containerd',
+        semantics: profile,
         maxFileSize: MAX_FILE_SIZE,
         libcni,
         dirPlugins,

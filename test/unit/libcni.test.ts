@@ -10,6 +10,7 @@ import type { LibcniVersion } from '../../src/cni/libcni.js';
 import { parseConfig } from '../../src/cni/parse.js';
 import { select } from '../../src/cni/profiles.js';
 import { Refresher } from '../../src/cni/refresher.js';
+import { runCheck } from '../../src/cli/check.js';
 import type { LoadResult } from '../../src/cni/types.js';
 import { tempDir } from '../helpers/fs.js';
 
@@ -167,7 +168,7 @@ test('libcni v1.3 loads <dir>/<network>/*.conf plugins, and sees them change', (
     new Refresher({
       confDir,
       binDirs: [],
-      semantics: 'containerd',
+      semantics: 'containerd-2.1',
       maxFileSize: 1 << 20,
       libcni,
       dirPlugins,
@@ -245,10 +246,34 @@ test("go-cni's wording: 'config file' for .conf and .json, 'config list file' fo
   ] as const;
   for (const [file, text, reason] of files) {
     const current = parse(file, text, '1.1.2');
-    const verdict = select('containerd', {
+    const verdict = select('containerd-1.7', {
       confDir: '/d',
       files: [{ file, path: `/d/${file}`, current, missingBinaries: [] }],
     });
     assert.match(verdict.reason ?? '', reason);
   }
+});
+
+test('check -o json carries each profile: its libcni, every file as that release decides it, and its verdict', (t) => {
+  const confDir = join(tempDir(t), 'net.d');
+  mkdirSync(join(confDir, 'n'), { recursive: true });
+  writeFileSync(join(confDir, '10-n.conflist'), '{"cniVersion":"1.0.0","name":"n","disableCheck":"true"}');
+  writeFileSync(join(confDir, 'n', '10-pm.conf'), '{"type":"portmap"}');
+  const report = runCheck({ confDir, binDirs: [], maxFileSize: 1 << 20 });
+  const summary = Object.fromEntries(
+    Object.entries(report.profiles).map(([profile, p]) => [
+      profile,
+      `${p.libcni} ${p.files.map((f) => `${f.file}=${f.status}`).join(',')} ready=${p.verdict.ready}`,
+    ]),
+  );
+  assert.deepEqual(summary, {
+    isulad: 'v1.3.1 10-n.conflist=rejected ready=false',
+    'containerd-1.7': 'v1.1.2 10-n.conflist=rejected ready=false',
+    'containerd-2.0': 'v1.2.3 10-n.conflist=rejected ready=false',
+    'containerd-2.1': 'v1.3.1 10-n.conflist=accepted ready=true',
+    crio: 'v1.3.1 10-n.conflist=accepted ready=false', // CRI-O also needs the plugin binaries
+  });
+  assert.match(report.profiles['containerd-1.7'].files[0]?.error ?? '', /invalid disableCheck type string/);
+  assert.match(report.profiles['containerd-2.0'].files[0]?.error ?? '', /no 'plugins' key/);
+  assert.equal(report.verdicts['containerd-2.1'].network, 'n');
 });

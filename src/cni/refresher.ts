@@ -100,6 +100,7 @@ export class Refresher {
   private binCheckedAt = -Infinity;
   private current: NetworkState;
   private dirIno: number | undefined;
+  private inUsePluginDirs: readonly string[] = [];
   private readonly onDisk: (path: string) => string;
 
   constructor(readonly options: RefresherOptions) {
@@ -108,6 +109,11 @@ export class Refresher {
     this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
     this.lister = new ConfDirLister(this.onDisk(options.confDir));
     this.current = initialState(options);
+  }
+
+  /** libcni v1.3 plugin subdirs (`<dir>/<network>`) that lists read, as of the last refresh; watched too. */
+  get pluginDirs(): readonly string[] {
+    return this.inUsePluginDirs;
   }
 
   /** Switches profile (`--semantics auto` once the runtime is known): every file is decoded again. */
@@ -249,6 +255,7 @@ export class Refresher {
     let newFailure: FailureReason | undefined;
     const files: FileVerdict[] = [];
     const seen = new Set<string>();
+    const pluginDirs: string[] = [];
     for (const name of listing.files) {
       const path = join(confDir, name);
       const before = this.records.get(name);
@@ -256,6 +263,9 @@ export class Refresher {
       if (record === undefined) continue; // deleted between readdir and stat
       seen.add(name);
       this.records.set(name, record);
+      if (record.dirPlugins && record.dirPlugins.stamp !== 'none') {
+        pluginDirs.push(join(this.lister.dir, record.dirPlugins.network));
+      }
       if (record.verdict !== before?.verdict) {
         changed = true;
         const error = record.verdict.current.ok ? undefined : record.verdict.current.error;
@@ -275,6 +285,7 @@ export class Refresher {
         changed = true;
       }
     }
+    this.inUsePluginDirs = pluginDirs;
     if (files.length === 0 && (previous.files.length > 0 || previous.generation === 0))
       newFailure ??= 'no_config';
     return {

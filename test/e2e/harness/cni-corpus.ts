@@ -231,6 +231,11 @@ export interface CorpusDir {
 /** The --max-file-size the differential test runs with (small, so a big file is cheap to write). */
 export const MAX_FILE_SIZE = 64 * 1024;
 
+/** Leaves a unix socket file behind (bound, then the process exits without unlinking it). */
+function bindSocket(path: string): void {
+  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path]);
+}
+
 function mkfifo(path: string): void {
   execFileSync('mkfifo', [path]);
 }
@@ -283,7 +288,15 @@ export function writeCorpus(root: string, count: number, seed: number): CorpusDi
       mkfifo(join(dir, '00-fifo.conflist'));
       allowed.push('FIFO');
       classes.push('allowed: FIFO');
-    } else if (special < 0.19) {
+    } else if (special < 0.2) {
+      bindSocket(join(dir, '00-sock.conf'));
+      classes.push('listing: unix socket');
+    } else if (special < 0.21) {
+      // A character device (what /dev/null is): libcni reads it, we refuse it.
+      execFileSync('mknod', [join(dir, '00-dev.conflist'), 'c', '1', '3']);
+      allowed.push('device');
+      classes.push('allowed: device');
+    } else if (special < 0.23) {
       const padding = 'x'.repeat(MAX_FILE_SIZE);
       writeFileSync(
         join(dir, '00-huge.conflist'),

@@ -4,7 +4,9 @@ import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
+import { parseSemanticsFlag, pickAutoSemantics } from '../cni/profiles.js';
 import { SEMANTICS } from '../cni/types.js';
+import type { Semantics } from '../cni/types.js';
 import { ConfDirWatcher } from '../cni/watcher.js';
 import { CriServer } from '../cri/server.js';
 import { UsageError } from '../errors.js';
@@ -35,6 +37,7 @@ import {
   text,
   unixEndpoint,
   helpFlag,
+  warnFlag,
 } from './flags.js';
 import type { FlagValues } from './flags.js';
 
@@ -85,10 +88,10 @@ export const serveFlags = {
     parse: (raw: string) => resolve(nonEmpty(raw)),
   },
   semantics: {
-    description: "which runtime's config selection to mirror",
+    description: "which runtime's config loading to mirror (auto: the runtime on --runtime-endpoint)",
     default: 'isulad',
-    accepts: SEMANTICS.join(', '),
-    parse: oneOf(SEMANTICS),
+    accepts: `${SEMANTICS.join(', ')}, auto, containerd (deprecated: containerd-1.7)`,
+    parse: (raw: string) => parseSemanticsFlag(raw, warnFlag),
   },
   'stale-after': {
     description: 'turn NetworkReady false once a last-good config has been served this long',
@@ -228,7 +231,7 @@ export async function startAgent(
   const refresher = new Refresher({
     confDir: config['cni-conf-dir'],
     binDirs: config['cni-bin-dir'],
-    semantics: config.semantics,
+    semantics: config.semantics === 'auto' ? 'isulad' : config.semantics, // auto: decided below
     maxFileSize: config['max-file-size'],
     clock,
     onError: logError(log, 'refreshing the network config failed'),
@@ -244,9 +247,14 @@ export async function startAgent(
     const endpoint = config['runtime-endpoint'];
     const mirror = endpoint ? await startMirror(endpoint, config, log, metrics, verdicts, clock) : undefined;
     if (mirror) stops.push(() => mirror.stop());
+    if (config.semantics === 'auto') {
+      const picked = pickAutoSemantics(mirror?.runtime);
+      refresher.useSemantics(picked.semantics);
+      log.info({ semantics: picked.semantics }, `--semantics auto picked ${picked.semantics}: ${picked.why}`);
+    }
     const info = {
       stats: refresher.stats,
-      config: effectiveConfig(config),
+      config: effectiveConfig(config, refresher.options.semantics),
       version: versionInfo(),
       upstream: mirror,
     };
@@ -266,7 +274,7 @@ export async function startAgent(
     if (kube) stops.push(() => kube.stop());
 
     const metricsAddress = boundAddress(http);
-    logServing(log, config, metricsAddress);
+    logServing(log, config, refresher.options.semantics, metricsAddress);
     return { refresher, verdicts, metrics, metricsAddress, stop: () => stops.stopAll() };
   } catch (error) {
     await stops.stopAll();
@@ -364,12 +372,12 @@ function startKube(
   });
 }
 
-function logServing(log: Logger, config: ServeConfig, metricsAddress: string): void {
+function logServing(log: Logger, config: ServeConfig, semantics: Semantics, metricsAddress: string): void {
   log.info(
     {
       socket: config.socket,
       confDir: config['cni-conf-dir'],
-      semantics: config.semantics,
+      semantics,
       metrics: metricsAddress,
       version: VERSION,
       query: `cri-netstatus status --socket ${config.socket}`,
@@ -404,7 +412,7 @@ async function startMirror(
 }
 
 /** The effective flags, as `info.config` shows them. */
-function effectiveConfig(config: ServeConfig): Record<string, unknown> {
+function effectiveConfig(config: ServeConfig, semantics: Semantics): Record<string, unknown> {
   const address = config['metrics-address'];
   const staleAfterMs = config['stale-after'];
   return {
@@ -413,7 +421,7 @@ function effectiveConfig(config: ServeConfig): Record<string, unknown> {
     socket: config.socket,
     metricsAddress: address ? `${address.host}:${address.port}` : 'off',
     metricsAuth: config['metrics-auth'],
-    semantics: config.semantics,
+    semantics,
     staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
     maxFileSize: config['max-file-size'],
     resyncInterval: `${config['resync-interval'] / 1000}s`,

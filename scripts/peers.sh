@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install/build every real test peer the e2e tests use, and cache them OUTSIDE the repo.
 #
-#   scripts/peers.sh [all|debs|crictl|critest|helm|etcd|kube-apiserver|kube-node|pause|busybox|crds]...
+#   scripts/peers.sh [all|debs|crictl|critest|helm|etcd|kube-apiserver|kube-node|pause|busybox|prometheus-sd|crds]...
 #                                                                        (default: all)
 #   eval "$(scripts/peers.sh env)"     # export CRI_NETSTATUS_<PEER>=/abs/path for every peer
 #
@@ -20,6 +20,8 @@ HELM_VERSION=${CRI_NETSTATUS_HELM_VERSION:-v4.3.1}               # helm.sh/helm/
 ETCD_VERSION=${CRI_NETSTATUS_ETCD_VERSION:-v3.6.16}              # go.etcd.io/etcd/server/v3
 KUBE_VERSION=${CRI_NETSTATUS_KUBE_VERSION:-v1.37.2}              # k8s.io/kubernetes (kube-apiserver)
 PROMETHEUS_OPERATOR_VERSION=${CRI_NETSTATUS_PROMETHEUS_OPERATOR_VERSION:-v0.85.0} # its CRDs, for deploy/
+# Debian's prometheus is built without Kubernetes service discovery; the cluster tier builds one with it.
+PROMETHEUS_VERSION=${CRI_NETSTATUS_PROMETHEUS_VERSION:-v0.316.0} # github.com/prometheus/prometheus (Prometheus 3.16.0)
 PAUSE_TAG=registry.k8s.io/pause:3.10                             # the sandbox image name containerd asks for
 BUSYBOX_TAG=docker.io/library/busybox:latest                      # what the runbook's `--image=busybox` means
 DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf buildah gcc libc6-dev iptables iproute2 busybox-static runc curl)
@@ -46,6 +48,7 @@ peer_version() {
     helm) echo "$HELM_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kubectl) echo "$KUBE_VERSION" ;;
+    prometheus-sd) echo "$PROMETHEUS_VERSION" ;;
     *) die "unknown peer '$1'" ;;
   esac
 }
@@ -197,6 +200,16 @@ build_kube_node() {
   log "kube-node $KUBE_VERSION: built ${missing[*]} in $((SECONDS - t0))s"
 }
 
+# Prometheus with every service discovery (Debian's lacks kubernetes_sd_configs), for the cluster
+# tier's discovery test. Go module v0.3MM.P is Prometheus 3.MM.P. The web UI is not embedded (the
+# API is all the tests use).
+build_prometheus_sd() {
+  local v=github.com/prometheus/common/version rel
+  rel=3.$(echo "$PROMETHEUS_VERSION" | sed -E 's/^v0\.3([0-9]{2})\.([0-9]+)$/\1.\2/' | sed -E 's/^0//')
+  go_peer prometheus-sd "$PROMETHEUS_VERSION" github.com/prometheus/prometheus \
+    github.com/prometheus/prometheus/cmd/prometheus "-X $v.Version=$rel -X $v.Branch=release" build
+}
+
 # scratch_image WHAT TAG ARCHIVE CTX ENTRYPOINT_JSON: CTX's files in a `FROM scratch` image tagged
 # TAG, written as a docker-archive to ARCHIVE (for `ctr images import`; no registry involved).
 scratch_image() {
@@ -342,6 +355,7 @@ print_env() {
   emit CRI_NETSTATUS_CONTAINERD "$CONTAINERD_BIN"
   emit CRI_NETSTATUS_PROMETHEUS "$PROMETHEUS_BIN"
   emit CRI_NETSTATUS_PROMTOOL "$PROMTOOL_BIN"
+  emit CRI_NETSTATUS_PROMETHEUS_SD "$(peer_bin prometheus-sd)"
   emit CRI_NETSTATUS_CNI_BIN_DIR "$CNI_BIN_DIR"
   emit CRI_NETSTATUS_PYTHON3 "$PYTHON3_BIN"
 }
@@ -360,8 +374,8 @@ main() {
       env) print_env; return 0 ;;
       -h | --help | help) usage ;;
       # cheapest first, kube-apiserver last; one at a time (2-core CI machines)
-      all) targets+=(debs crds crictl critest helm etcd pause busybox kube-apiserver kube-node) ;;
-      debs | crds | crictl | critest | helm | etcd | kube-apiserver | kube-node | pause | busybox) targets+=("$a") ;;
+      all) targets+=(debs crds crictl critest helm etcd pause busybox prometheus-sd kube-apiserver kube-node) ;;
+      debs | crds | crictl | critest | helm | etcd | kube-apiserver | kube-node | pause | busybox | prometheus-sd) targets+=("$a") ;;
       *) log "unknown target '$a'"; usage ;;
     esac
   done
@@ -382,6 +396,7 @@ main() {
       kube-node) build_kube_node ;;
       pause) build_pause ;;
       busybox) build_busybox ;;
+      prometheus-sd) build_prometheus_sd ;;
     esac
   done
   log "done in $((SECONDS - t0))s (${targets[*]}); cache root $ROOT"

@@ -26,6 +26,7 @@ export const PEER_VARIABLES = {
   containerd: 'CRI_NETSTATUS_CONTAINERD',
   prometheus: 'CRI_NETSTATUS_PROMETHEUS',
   promtool: 'CRI_NETSTATUS_PROMTOOL',
+  prometheusSd: 'CRI_NETSTATUS_PROMETHEUS_SD',
   cniBinDir: 'CRI_NETSTATUS_CNI_BIN_DIR',
 } as const;
 
@@ -52,6 +53,7 @@ const PEER_TARGET: Record<PeerName, string> = {
   containerd: 'debs',
   prometheus: 'debs',
   promtool: 'debs',
+  prometheusSd: 'prometheus-sd',
   cniBinDir: 'debs',
 };
 

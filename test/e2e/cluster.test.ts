@@ -528,6 +528,7 @@ scrape_configs:
       { timeoutMs: 240_000 },
     );
     assert.equal(uninstall.code, 0, describeRun('helm uninstall', [], uninstall));
+    process.stderr.write(`helm uninstall (with the cleanup Job): ${uninstall.ms} ms\n`);
     await until(
       'the condition removed',
       async () => (await condition('CNIConfigReady')) === undefined,

@@ -59,7 +59,9 @@ const NETNS_PATH = `/run/netns/${NETNS}`;
 
 /** The node's paths as the cluster sees them, and where each really lives (under CLUSTER_DIR). */
 const NODE_MOUNTS: readonly { node: string; host: string; file?: boolean }[] = [
-  { node: '/etc/cni/net.d', host: 'node/etc-cni-net.d' },
+  // /etc/cni itself: on this machine it is 0700, and a node's is 0755 (the runbook's debug pod,
+  // which runs as the image's non-root user, must traverse it).
+  { node: '/etc/cni', host: 'node/etc-cni' },
   { node: '/opt/cni/bin', host: 'node/opt-cni-bin' },
   { node: '/run/containerd', host: 'node/run-containerd' },
   { node: '/run/cri-netstatus', host: 'node/run-cri-netstatus' },
@@ -670,9 +672,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         }
       }
     }
+    mkdirSync(nodePath('/etc/cni/net.d'), { recursive: true });
     for (const plugin of ['bridge', 'host-local', 'loopback', 'portmap']) {
       copyFileSync(join(peers.cniBinDir, plugin), join(nodePath('/opt/cni/bin'), plugin));
     }
+    chmodSync(nodePath('/etc/cni'), 0o755);
     chmodSync(nodePath('/etc/cni/net.d'), 0o755);
     writeFileSync(join(nodePath('/etc/cni/net.d'), '10-bridge.conflist'), BRIDGE_CONFLIST);
     writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');

@@ -98,7 +98,7 @@ go_peer() {
     go -C "$src" test -c -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
       { rm -f "$tmp"; die "$name $ver: go test -c $pkg failed"; }
   else
-    go -C "$src" build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
+    go -C "$src" build -trimpath ${PEER_TAGS:+-tags "$PEER_TAGS"} -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
       { rm -f "$tmp"; die "$name $ver: go build $pkg failed"; }
   fi
   [[ -s $tmp ]] || { rm -f "$tmp"; die "$name $ver: the build produced no binary"; }
@@ -200,13 +200,14 @@ build_kube_node() {
   log "kube-node $KUBE_VERSION: built ${missing[*]} in $((SECONDS - t0))s"
 }
 
-# Prometheus with every service discovery (Debian's lacks kubernetes_sd_configs), for the cluster
-# tier's discovery test. Go module v0.3MM.P is Prometheus 3.MM.P. The web UI is not embedded (the
-# API is all the tests use).
+# Prometheus with Kubernetes service discovery (Debian's lacks kubernetes_sd_configs), for the
+# cluster tier's discovery test. Go module v0.3MM.P is Prometheus 3.MM.P. Prometheus' own build tags
+# leave out every other discovery (the cloud SDKs are most of its compile time); the web UI is not
+# embedded (the API is all the tests use).
 build_prometheus_sd() {
   local v=github.com/prometheus/common/version rel
   rel=3.$(echo "$PROMETHEUS_VERSION" | sed -E 's/^v0\.3([0-9]{2})\.([0-9]+)$/\1.\2/' | sed -E 's/^0//')
-  go_peer prometheus-sd "$PROMETHEUS_VERSION" github.com/prometheus/prometheus \
+  PEER_TAGS=remove_all_sd,enable_kubernetes_sd go_peer prometheus-sd "$PROMETHEUS_VERSION" github.com/prometheus/prometheus \
     github.com/prometheus/prometheus/cmd/prometheus "-X $v.Version=$rel -X $v.Branch=release" build
 }
 

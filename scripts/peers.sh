@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install/build every real test peer the e2e tests use, and cache them OUTSIDE the repo.
 #
-#   scripts/peers.sh [all|debs|node|crictl|critest|helm|etcd|kube-apiserver|crds|libcni-loaders]...   (default: all)
+#   scripts/peers.sh [all|debs|node|crictl|critest|helm|etcd|kube-apiserver|kube-node|pause|busybox|
+#                     prometheus-sd|crds|libcni-loaders]...   (default: all)
 #   eval "$(scripts/peers.sh env)"     # export CRI_NETSTATUS_<PEER>=/abs/path for every peer
 #
 # Go peers are built from published modules with the wrapper-module recipe of
@@ -27,7 +28,11 @@ NPM_VERSION=${CRI_NETSTATUS_NPM_VERSION:-11.21.2}                # npm of that N
 # The go-cni and libcni each containerd profile reproduces, as those releases vendor them
 # (go.mod of containerd 1.7, 2.0, 2.4): PROFILE=GO_CNI_VERSION,LIBCNI_VERSION.
 LIBCNI_LOADERS=(containerd-1.7=v1.1.9,v1.1.2 containerd-2.0=v1.1.11,v1.2.3 containerd-2.1=v1.1.14,v1.3.1)
-DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf buildah mmdebstrap)
+# Debian's prometheus is built without Kubernetes service discovery; the cluster tier builds one with it.
+PROMETHEUS_VERSION=${CRI_NETSTATUS_PROMETHEUS_VERSION:-v0.316.0} # github.com/prometheus/prometheus (Prometheus 3.16.0)
+PAUSE_TAG=registry.k8s.io/pause:3.10                             # the sandbox image name containerd asks for
+BUSYBOX_TAG=docker.io/library/busybox:latest                      # what the runbook's `--image=busybox` means
+DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf buildah mmdebstrap gcc libc6-dev iptables iproute2 busybox-static runc curl)
 
 ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -53,11 +58,14 @@ peer_version() {
     crictl | critest) echo "$CRI_TOOLS_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
-    kube-apiserver) echo "$KUBE_VERSION" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kubectl) echo "$KUBE_VERSION" ;;
+    prometheus-sd) echo "$PROMETHEUS_VERSION" ;;
     *) die "unknown peer '$1'" ;;
   esac
 }
 peer_bin() { echo "$ROOT/$1-$(peer_version "$1")/bin/$1"; }
+pause_archive() { echo "$ROOT/pause-${PAUSE_TAG##*:}/pause.tar"; }
+busybox_archive() { echo "$ROOT/busybox-$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr ':~+' '___')/busybox.tar"; }
 crds_dir() { echo "$ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"; }
 node_arch() {
   case $(uname -m) in
@@ -109,7 +117,7 @@ go_peer() {
     go -C "$src" test -c -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
       { rm -f "$tmp"; die "$name $ver: go test -c $pkg failed"; }
   else
-    go -C "$src" build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
+    go -C "$src" build -trimpath ${PEER_TAGS:+-tags "$PEER_TAGS"} -ldflags "-s -w $ldflags" -o "$tmp" "$pkg" ||
       { rm -f "$tmp"; die "$name $ver: go build $pkg failed"; }
   fi
   [[ -s $tmp ]] || { rm -f "$tmp"; die "$name $ver: the build produced no binary"; }
@@ -210,6 +218,127 @@ build_kube_apiserver() {
     "$ld" build kube_staging_replaces
 }
 
+# The node's binaries (kubelet, kubectl) and the rest of the control plane, from ONE wrapper module
+# and one `go build -o DIR/ pkg...` (shared compilation: 449 s cold on 2 cores for all five, against
+# 620 s one by one). kube-apiserver has its own target above (the kube tests need only it); a binary
+# that already exists is not rebuilt. Each lands at $ROOT/<name>-<version>/bin/<name>.
+KUBE_NODE_BINS=(kube-controller-manager kube-scheduler kubelet kubectl)
+build_kube_node() {
+  local name missing=() pkgs=() minor ld="" p
+  for name in "${KUBE_NODE_BINS[@]}"; do
+    if [[ -x $(peer_bin "$name") ]]; then
+      log "$name $KUBE_VERSION: cached at $(peer_bin "$name")"
+    else
+      missing+=("$name")
+    fi
+  done
+  ((${#missing[@]} > 0)) || return 0
+  command -v go >/dev/null || die "kube-node $KUBE_VERSION: the go command is not installed"
+  local src="$ROOT/src/kube-node-$KUBE_VERSION" out="$ROOT/src/kube-node-$KUBE_VERSION.out.$$"
+  local t0=$SECONDS
+  log "kube-node $KUBE_VERSION: building ${missing[*]} (wrapper module $src)"
+  mkdir -p "$src"
+  rm -f "$src/go.mod" "$src/go.sum"
+  rm -rf "$ROOT/src/kube-node-$KUBE_VERSION.out."* # leftovers of an interrupted build (we hold the lock)
+  mkdir -p "$out"
+  step kube-node "$KUBE_VERSION" "go mod init" -- go -C "$src" mod init peers.invalid/kube-node
+  step kube-node "$KUBE_VERSION" "wrapper preparation" -- kube_staging_replaces "$src"
+  for name in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
+  step kube-node "$KUBE_VERSION" "go get -tool" -- go -C "$src" get -tool "${pkgs[@]/%/@$KUBE_VERSION}"
+  minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  go -C "$src" build -trimpath -ldflags "-s -w $ld" -o "$out/" "${pkgs[@]}" ||
+    { rm -rf "$out"; die "kube-node $KUBE_VERSION: go build ${pkgs[*]} failed"; }
+  for name in "${missing[@]}"; do
+    [[ -s $out/$name ]] || { rm -rf "$out"; die "kube-node $KUBE_VERSION: the build produced no $name"; }
+    mkdir -p "$(dirname "$(peer_bin "$name")")"
+    chmod 0755 "$out/$name"
+    mv -f "$out/$name" "$(peer_bin "$name")"
+  done
+  rm -rf "$out"
+  log "kube-node $KUBE_VERSION: built ${missing[*]} in $((SECONDS - t0))s"
+}
+
+# Prometheus with Kubernetes service discovery (Debian's lacks kubernetes_sd_configs), for the
+# cluster tier's discovery test. Go module v0.3MM.P is Prometheus 3.MM.P. Prometheus' own build tags
+# leave out every other discovery (the cloud SDKs are most of its compile time); the web UI is not
+# embedded (the API is all the tests use).
+build_prometheus_sd() {
+  local v=github.com/prometheus/common/version rel
+  rel=3.$(echo "$PROMETHEUS_VERSION" | sed -E 's/^v0\.3([0-9]{2})\.([0-9]+)$/\1.\2/' | sed -E 's/^0//')
+  PEER_TAGS=remove_all_sd,enable_kubernetes_sd go_peer prometheus-sd "$PROMETHEUS_VERSION" github.com/prometheus/prometheus \
+    github.com/prometheus/prometheus/cmd/prometheus "-X $v.Version=$rel -X $v.Branch=release" build
+}
+
+# scratch_image WHAT TAG ARCHIVE CTX ENTRYPOINT_JSON: CTX's files in a `FROM scratch` image tagged
+# TAG, written as a docker-archive to ARCHIVE (for `ctr images import`; no registry involved).
+scratch_image() {
+  local what=$1 tag=$2 tar=$3 ctx=$4 entrypoint=$5 work="$3.tmp.$$" c
+  local bh=(buildah --root "$work/root" --runroot "$work/run" --storage-driver vfs)
+  mkdir -p "$work"
+  c=$("${bh[@]}" from scratch) || die "$what: buildah from scratch failed"
+  "${bh[@]}" add "$c" "$ctx" / >/dev/null || die "$what: buildah add failed"
+  "${bh[@]}" config --entrypoint "$entrypoint" "$c" || die "$what: buildah config failed"
+  "${bh[@]}" commit -q "$c" "$tag" >/dev/null || die "$what: buildah commit failed"
+  "${bh[@]}" push -q "$tag" "docker-archive:$work/image.tar:$tag" || die "$what: buildah push failed"
+  mv -f "$work/image.tar" "$tar"
+  "${bh[@]}" rm -a >/dev/null 2>&1 || true
+  rm -rf "$work" 2>/dev/null || true
+}
+
+# The sandbox ("pause") image without a registry: a static binary that sleeps until SIGTERM or
+# SIGINT, tagged $PAUSE_TAG (the name containerd's CRI plugin asks for). The cluster tests import it.
+build_pause() {
+  local tar
+  tar=$(pause_archive)
+  if [[ -s $tar ]]; then
+    log "pause ${PAUSE_TAG##*:}: cached at $tar"
+    return 0
+  fi
+  command -v gcc >/dev/null || die "pause: gcc is not installed (scripts/peers.sh debs)"
+  command -v buildah >/dev/null || die "pause: buildah is not installed (scripts/peers.sh debs)"
+  local t0=$SECONDS ctx
+  mkdir -p "$(dirname "$tar")"
+  rm -rf "$tar.tmp."* "$tar.ctx."*
+  ctx="$tar.ctx.$$"
+  mkdir -p "$ctx"
+  printf '%s\n' '#include <signal.h>' '#include <unistd.h>' \
+    'static void done(int sig) { (void)sig; _exit(0); }' \
+    'int main(void) { signal(SIGINT, done); signal(SIGTERM, done); for (;;) pause(); }' >"$ctx.c"
+  gcc -static -Os -s -o "$ctx/pause" "$ctx.c" || die "pause: gcc -static failed (is libc6-dev installed?)"
+  rm -f "$ctx.c"
+  scratch_image pause "$PAUSE_TAG" "$tar" "$ctx" '["/pause"]'
+  rm -rf "$ctx"
+  log "pause ${PAUSE_TAG##*:}: built in $((SECONDS - t0))s -> $tar"
+}
+
+# A busybox image for the runbook's `kubectl debug node/... --image=busybox -- chroot /host ...`:
+# Debian's static busybox and its applet links, tagged $BUSYBOX_TAG (what `busybox` resolves to).
+build_busybox() {
+  local tar
+  tar=$(busybox_archive)
+  if [[ -s $tar ]]; then
+    log "busybox: cached at $tar"
+    return 0
+  fi
+  [[ -x /bin/busybox ]] || die "busybox: /bin/busybox is missing (scripts/peers.sh debs installs busybox-static)"
+  command -v buildah >/dev/null || die "busybox: buildah is not installed (scripts/peers.sh debs)"
+  local t0=$SECONDS ctx applet
+  mkdir -p "$(dirname "$tar")"
+  rm -rf "$tar.tmp."* "$tar.ctx."*
+  ctx="$tar.ctx.$$"
+  mkdir -p "$ctx/bin" "$ctx/tmp"
+  cp /bin/busybox "$ctx/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [[ $applet == busybox ]] || ln -s busybox "$ctx/bin/$applet"
+  done
+  scratch_image busybox "$BUSYBOX_TAG" "$tar" "$ctx" '["/bin/sh"]'
+  rm -rf "$ctx"
+  log "busybox: built in $((SECONDS - t0))s -> $tar"
+}
+
 # The real PodMonitor/ServiceMonitor/PrometheusRule CRDs, from the prometheus-operator module's
 # example/prometheus-operator-crd (the go command fetches and verifies the module zip; no build).
 fetch_crds() {
@@ -307,11 +436,20 @@ print_env() {
   emit CRI_NETSTATUS_HELM "$(peer_bin helm)"
   emit CRI_NETSTATUS_ETCD "$(peer_bin etcd)"
   emit CRI_NETSTATUS_KUBE_APISERVER "$(peer_bin kube-apiserver)"
+  emit CRI_NETSTATUS_KUBE_CONTROLLER_MANAGER "$(peer_bin kube-controller-manager)"
+  emit CRI_NETSTATUS_KUBE_SCHEDULER "$(peer_bin kube-scheduler)"
+  emit CRI_NETSTATUS_KUBELET "$(peer_bin kubelet)"
+  emit CRI_NETSTATUS_KUBECTL "$(peer_bin kubectl)"
+  emit CRI_NETSTATUS_PAUSE_ARCHIVE "$(pause_archive)"
+  emit CRI_NETSTATUS_PAUSE_TAG "$PAUSE_TAG"
+  emit CRI_NETSTATUS_BUSYBOX_ARCHIVE "$(busybox_archive)"
+  emit CRI_NETSTATUS_RUNC /usr/sbin/runc
   emit CRI_NETSTATUS_MONITORING_CRDS "$(crds_dir)"
   emit CRI_NETSTATUS_LIBCNI_LOADERS "$(loaders_dir)/bin"
   emit CRI_NETSTATUS_CONTAINERD "$CONTAINERD_BIN"
   emit CRI_NETSTATUS_PROMETHEUS "$PROMETHEUS_BIN"
   emit CRI_NETSTATUS_PROMTOOL "$PROMTOOL_BIN"
+  emit CRI_NETSTATUS_PROMETHEUS_SD "$(peer_bin prometheus-sd)"
   emit CRI_NETSTATUS_CNI_BIN_DIR "$CNI_BIN_DIR"
   emit CRI_NETSTATUS_PYTHON3 "$PYTHON3_BIN"
   emit CRI_NETSTATUS_IMAGE_NODE "$(node_dir)/bin/node"
@@ -333,8 +471,8 @@ main() {
       env) print_env; return 0 ;;
       -h | --help | help) usage ;;
       # cheapest first, kube-apiserver last; one at a time (2-core CI machines)
-      all) targets+=(debs node crds libcni-loaders crictl critest helm etcd kube-apiserver) ;;
-      debs | node | crds | libcni-loaders | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
+      all) targets+=(debs node crds libcni-loaders crictl critest helm etcd pause busybox prometheus-sd kube-apiserver kube-node) ;;
+      debs | node | crds | libcni-loaders | crictl | critest | helm | etcd | kube-apiserver | kube-node | pause | busybox | prometheus-sd) targets+=("$a") ;;
       *) log "unknown target '$a'"; usage ;;
     esac
   done
@@ -354,6 +492,10 @@ main() {
       helm) build_helm ;;
       etcd) build_etcd ;;
       kube-apiserver) build_kube_apiserver ;;
+      kube-node) build_kube_node ;;
+      pause) build_pause ;;
+      busybox) build_busybox ;;
+      prometheus-sd) build_prometheus_sd ;;
     esac
   done
   log "done in $((SECONDS - t0))s (${targets[*]}); cache root $ROOT"

@@ -14,10 +14,19 @@ export const PEER_VARIABLES = {
   helm: 'CRI_NETSTATUS_HELM',
   etcd: 'CRI_NETSTATUS_ETCD',
   kubeApiserver: 'CRI_NETSTATUS_KUBE_APISERVER',
+  kubeControllerManager: 'CRI_NETSTATUS_KUBE_CONTROLLER_MANAGER',
+  kubeScheduler: 'CRI_NETSTATUS_KUBE_SCHEDULER',
+  kubelet: 'CRI_NETSTATUS_KUBELET',
+  kubectl: 'CRI_NETSTATUS_KUBECTL',
+  runc: 'CRI_NETSTATUS_RUNC',
+  pauseArchive: 'CRI_NETSTATUS_PAUSE_ARCHIVE',
+  pauseTag: 'CRI_NETSTATUS_PAUSE_TAG',
+  busyboxArchive: 'CRI_NETSTATUS_BUSYBOX_ARCHIVE',
   monitoringCrds: 'CRI_NETSTATUS_MONITORING_CRDS',
   containerd: 'CRI_NETSTATUS_CONTAINERD',
   prometheus: 'CRI_NETSTATUS_PROMETHEUS',
   promtool: 'CRI_NETSTATUS_PROMTOOL',
+  prometheusSd: 'CRI_NETSTATUS_PROMETHEUS_SD',
   cniBinDir: 'CRI_NETSTATUS_CNI_BIN_DIR',
   imageNode: 'CRI_NETSTATUS_IMAGE_NODE',
   buildah: 'CRI_NETSTATUS_BUILDAH',
@@ -36,10 +45,19 @@ const PEER_TARGET: Record<PeerName, string> = {
   helm: 'helm',
   etcd: 'etcd',
   kubeApiserver: 'kube-apiserver',
+  kubeControllerManager: 'kube-node',
+  kubeScheduler: 'kube-node',
+  kubelet: 'kube-node',
+  kubectl: 'kube-node',
+  runc: 'debs',
+  pauseArchive: 'pause',
+  pauseTag: 'pause',
+  busyboxArchive: 'busybox',
   monitoringCrds: 'crds',
   containerd: 'debs',
   prometheus: 'debs',
   promtool: 'debs',
+  prometheusSd: 'prometheus-sd',
   cniBinDir: 'debs',
   imageNode: 'node',
   buildah: 'debs',
@@ -92,8 +110,12 @@ export function requirePeers<K extends PeerName>(...names: K[]): Pick<PeerPaths,
     const path = paths[name];
     const isDir =
       name === 'cniBinDir' || name === 'peersDir' || name === 'monitoringCrds' || name === 'libcniLoaders';
+    const isFile = name === 'pauseArchive' || name === 'busyboxArchive';
     try {
-      if (isDir) {
+      if (name === 'pauseTag') continue; // a name, not a path
+      if (isFile) {
+        if (!statSync(path).isFile()) throw new Error('not a file');
+      } else if (isDir) {
         if (!statSync(path).isDirectory()) throw new Error('not a directory');
       } else {
         accessSync(path, constants.X_OK);

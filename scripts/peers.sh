@@ -441,7 +441,7 @@ print_env() {
   emit CRI_NETSTATUS_KUBELET "$(peer_bin kubelet)"
   emit CRI_NETSTATUS_KUBECTL "$(peer_bin kubectl)"
   emit CRI_NETSTATUS_PAUSE_ARCHIVE "$(pause_archive)"
-  emit CRI_NETSTATUS_PAUSE_TAG "$PAUSE_TAG"
+  printf 'export %s=%q\n' CRI_NETSTATUS_PAUSE_TAG "$PAUSE_TAG" # a tag, not a path
   emit CRI_NETSTATUS_BUSYBOX_ARCHIVE "$(busybox_archive)"
   emit CRI_NETSTATUS_RUNC /usr/sbin/runc
   emit CRI_NETSTATUS_MONITORING_CRDS "$(crds_dir)"

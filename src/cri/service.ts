@@ -40,11 +40,20 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
   const { refresher } = options;
   let cacheKey = '';
   let cached: Buffer = Buffer.alloc(0);
+  // The verbose answer grows with the files (about 1 MiB for 5,000): callers answered from the
+  // same refresh share one encoded copy instead of one each.
+  let verboseKey = '';
+  let verboseCached: Buffer = Buffer.alloc(0);
 
-  const encode = (state: NetworkState, verbose: boolean, now: number, runtime: RuntimeCondition): Buffer => {
+  const encode = (
+    state: NetworkState,
+    context: InfoContext | undefined,
+    now: number,
+    runtime: RuntimeCondition,
+  ): Buffer => {
     const response: StatusResponse = {
       status: { conditions: conditions(state, now, { runtime, staleAfterMs: options.staleAfterMs }) },
-      info: verbose ? statusInfo(state, options.infoContext()) : {},
+      info: context ? statusInfo(state, context) : {},
       runtimeHandlers: [],
       features: undefined,
     };
@@ -54,11 +63,20 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
   const answer = (state: NetworkState, verbose: boolean): Buffer => {
     const now = Date.now();
     const runtime = options.runtimeCondition();
-    if (verbose) return encode(state, true, now, runtime);
     const key = `${state.generation}|${isStaleTooLong(state, now, options.staleAfterMs)}|${runtime.status}|${runtime.reason}|${runtime.message}`;
+    if (verbose) {
+      // The context holds the refresh counters and times: it changes with every refresh.
+      const context = options.infoContext();
+      const fullKey = `${key}|${JSON.stringify(context)}`;
+      if (fullKey !== verboseKey) {
+        verboseCached = encode(state, context, now, runtime);
+        verboseKey = fullKey;
+      }
+      return verboseCached;
+    }
     if (key !== cacheKey) {
       // The key and the body are made from the same runtime condition.
-      cached = encode(state, false, now, runtime);
+      cached = encode(state, undefined, now, runtime);
       cacheKey = key;
     }
     return cached;

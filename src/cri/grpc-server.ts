@@ -5,6 +5,7 @@
 // crictl, critest, grpc-js) see the standard protocol: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
 import { createServer, constants as h2 } from 'node:http2';
 import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { collectGarbage } from './relief.js';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -26,8 +27,12 @@ export class GrpcError extends Error {
   }
 }
 
-/** Answers one request message (its bytes) with one response message. */
-export type UnaryHandler = (request: Buffer) => Buffer | Promise<Buffer>;
+/**
+ * Answers one request message (its bytes) with one response message: its bytes, or parts whose
+ * concatenation is the message (written as they are: a part shared by many answers is not copied).
+ */
+export type Message = Buffer | readonly Buffer[];
+export type UnaryHandler = (request: Buffer) => Message | Promise<Message>;
 
 export interface ServerStream {
   write(message: Buffer): void;
@@ -50,6 +55,10 @@ export const MAX_BUFFERED_REQUEST_BYTES = 4 * 1024 * 1024;
 export const IDLE_CONNECTION_MS = 5 * 60_000;
 /** A request that has started but not fully arrived within this is reset. */
 export const REQUEST_ARRIVAL_MS = 10_000;
+/** Requests still arriving, across all connections: past it the one waiting longest is reset (a real request arrives at once). */
+export const MAX_ARRIVING_REQUESTS = 256;
+/** Server-streaming calls (Health.Watch) open at once, across all connections: past it a new one gets RESOURCE_EXHAUSTED. */
+export const MAX_WATCH_STREAMS = 1000;
 
 export interface GrpcServerOptions {
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. */
@@ -81,6 +90,10 @@ const OK_TRAILERS = { 'grpc-status': '0' } as const;
 const SHUTTING_DOWN = 'the agent is shutting down; retry on its replacement';
 /** After the grace period, how long cut calls get to carry their UNAVAILABLE before the connections go. */
 const CUT_FLUSH_MS = 250;
+/** Streams open at once that mark a burst, collected after (relief.ts); a kubelet has one or two. */
+const BURST_STREAMS = 500;
+/** How long after a burst's last stream closed the collection waits, so that it runs once per burst. */
+const RELIEF_DELAY_MS = 1000;
 
 export class GrpcServer {
   private readonly routes = new Map<string, Route>();
@@ -95,6 +108,12 @@ export class GrpcServer {
   /** Request bytes held across all streams, against MAX_BUFFERED_REQUEST_BYTES. */
   private buffered = 0;
   private readonly frames = new WeakMap<Buffer, Buffer>();
+  /** Streams open now, and whether they reached BURST_STREAMS since the last collection. */
+  private open = 0;
+  private burst = false;
+  private relief: NodeJS.Timeout | undefined;
+  /** Requests not fully arrived, oldest first, with their arrival timers. */
+  private readonly arriving = new Map<ServerHttp2Stream, NodeJS.Timeout>();
 
   constructor(private readonly options: GrpcServerOptions) {
     this.idleMs = options.timeouts?.idleConnectionMs ?? IDLE_CONNECTION_MS;
@@ -148,6 +167,7 @@ export class GrpcServer {
       }, CUT_FLUSH_MS);
     }, graceMs);
     return closed.finally(() => {
+      clearTimeout(this.relief);
       clearTimeout(force);
       clearTimeout(flush);
     });
@@ -209,6 +229,10 @@ export class GrpcServer {
   /** Counts the stream against its connection, and resets it if its request does not arrive in time. */
   private track(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', () => undefined); // a reset stream is the client's business
+    if (++this.open >= BURST_STREAMS) this.burst = true;
+    stream.once('close', () => {
+      if (--this.open === 0 && this.burst) this.afterBurst();
+    });
     const session = stream.session;
     const connection = session ? this.sessions.get(session) : undefined;
     if (session && connection) {
@@ -218,13 +242,41 @@ export class GrpcServer {
         if (--connection.streams === 0 && !connection.closing) this.idle(session, connection);
       });
     }
-    const arrival = setTimeout(() => {
-      if (!stream.destroyed && !stream.closed) stream.close(h2.NGHTTP2_CANCEL);
-    }, this.arrivalMs);
-    const arrived = (): void => clearTimeout(arrival);
+    if (this.arriving.size >= MAX_ARRIVING_REQUESTS) {
+      const [oldest] = this.arriving.keys();
+      if (oldest) this.reset(oldest);
+    }
+    this.arriving.set(
+      stream,
+      setTimeout(() => this.reset(stream), this.arrivalMs),
+    );
+    const arrived = (): void => {
+      clearTimeout(this.arriving.get(stream));
+      this.arriving.delete(stream);
+    };
     stream.once('end', arrived);
     stream.once('close', arrived);
     this.dispatch(stream, headers, connection);
+  }
+
+  private afterBurst(): void {
+    if (this.relief) return; // scheduled already: steady polling must not keep postponing it
+    this.relief = setTimeout(() => {
+      this.relief = undefined;
+      if (this.open > 10) return; // not over yet: the next close to zero tries again
+      this.burst = false;
+      // The first collection frees the objects; the pages they sat on go back at the next one.
+      collectGarbage();
+      setTimeout(collectGarbage, RELIEF_DELAY_MS).unref();
+    }, RELIEF_DELAY_MS);
+    this.relief.unref();
+  }
+
+  /** RST_STREAM(CANCEL) for a request that did not arrive in time or had to make room. */
+  private reset(stream: ServerHttp2Stream): void {
+    clearTimeout(this.arriving.get(stream));
+    this.arriving.delete(stream);
+    if (!stream.destroyed && !stream.closed) stream.close(h2.NGHTTP2_CANCEL);
   }
 
   private dispatch(
@@ -304,14 +356,14 @@ export class GrpcServer {
   }
 
   private runUnary(stream: ServerHttp2Stream, path: string, handler: UnaryHandler, request: Buffer): void {
-    let answer: Buffer | Promise<Buffer>;
+    let answer: Message | Promise<Message>;
     try {
       answer = handler(request);
     } catch (error) {
       this.failWith(stream, path, error);
       return;
     }
-    if (Buffer.isBuffer(answer)) {
+    if (!(answer instanceof Promise)) {
       this.reply(stream, path, answer);
       return;
     }
@@ -322,12 +374,19 @@ export class GrpcServer {
       .catch((error: unknown) => this.failWith(stream, path, error));
   }
 
-  private reply(stream: ServerHttp2Stream, path: string, response: Buffer): void {
+  private reply(stream: ServerHttp2Stream, path: string, response: Message): void {
     this.unanswered.delete(stream);
     if (stream.destroyed || stream.closed) return; // the client gave up (deadline, cancel)
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(this.framed(response));
+    if (Buffer.isBuffer(response)) {
+      stream.end(this.framed(response));
+    } else {
+      const length = response.reduce((sum, part) => sum + part.length, 0);
+      stream.write(prefix(length));
+      for (const part of response) stream.write(part);
+      stream.end();
+    }
     this.options.onCallFinished?.(path, 'OK');
   }
 
@@ -354,6 +413,15 @@ export class GrpcServer {
     request: Buffer,
     connection: Connection | undefined,
   ): void {
+    if (this.streams.size >= MAX_WATCH_STREAMS) {
+      this.fail(
+        stream,
+        path,
+        GrpcStatus.RESOURCE_EXHAUSTED,
+        `the server holds ${MAX_WATCH_STREAMS} streaming calls already; retry later`,
+      );
+      return;
+    }
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
     const listeners: (() => void)[] = [];
@@ -433,4 +501,11 @@ function frame(message: Buffer): Buffer {
   framed.writeUInt32BE(message.length, 1);
   message.copy(framed, 5);
   return framed;
+}
+
+/** The 5-byte prefix of an uncompressed message of `length` bytes. */
+function prefix(length: number): Buffer {
+  const bytes = Buffer.alloc(5);
+  bytes.writeUInt32BE(length, 1);
+  return bytes;
 }

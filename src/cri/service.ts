@@ -11,7 +11,7 @@ import type {
   VersionResponse,
 } from '../gen/runtime/v1/api.js';
 import { conditions, isStaleTooLong } from './conditions.js';
-import { statusInfo } from './info.js';
+import { cniconfigInfo, contextInfo } from './info.js';
 import type { InfoContext } from './info.js';
 
 export const RUNTIME_NAME = 'cri-netstatus';
@@ -19,10 +19,13 @@ export const RUNTIME_API_VERSION = 'v1';
 /** The kubelet runtime API version every CRI runtime reports. */
 export const KUBELET_API_VERSION = '0.1.0';
 
-/** The RuntimeService calls the agent answers; Status answers encoded bytes so it can cache them. */
+/**
+ * The RuntimeService calls the agent answers; Status answers encoded bytes so it can cache them,
+ * in parts whose concatenation is the message (a verbose answer's big part is shared).
+ */
 export interface CriHandlers {
   version(request: VersionRequest): VersionResponse;
-  status(request: StatusRequest): Promise<Buffer>;
+  status(request: StatusRequest): Promise<Buffer | readonly Buffer[]>;
 }
 
 export interface CriServiceOptions {
@@ -40,10 +43,11 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
   const { refresher } = options;
   let cacheKey = '';
   let cached: Buffer = Buffer.alloc(0);
-  // The verbose answer grows with the files (about 1 MiB for 5,000): callers answered from the
-  // same refresh share one encoded copy instead of one each.
-  let verboseKey = '';
-  let verboseCached: Buffer = Buffer.alloc(0);
+  // The verbose answer's `cniconfig` grows with the files (about 1.3 MB for 5,000): it is encoded
+  // once per state and shared by every verbose answer, as its own protobuf map entry (protobuf
+  // messages concatenate: the entry appended to the rest of the answer is one message).
+  let cniconfigState: NetworkState | undefined;
+  let cniconfigEntry: Buffer = Buffer.alloc(0);
 
   const encode = (
     state: NetworkState,
@@ -53,26 +57,29 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
   ): Buffer => {
     const response: StatusResponse = {
       status: { conditions: conditions(state, now, { runtime, staleAfterMs: options.staleAfterMs }) },
-      info: context ? statusInfo(state, context) : {},
+      info: context ? contextInfo(state, context) : {},
       runtimeHandlers: [],
       features: undefined,
     };
     return Buffer.from(StatusResponse.encode(response).finish());
   };
 
-  const answer = (state: NetworkState, verbose: boolean): Buffer => {
+  const answer = (state: NetworkState, verbose: boolean): Buffer | readonly Buffer[] => {
     const now = Date.now();
     const runtime = options.runtimeCondition();
     const key = `${state.generation}|${isStaleTooLong(state, now, options.staleAfterMs)}|${runtime.status}|${runtime.reason}|${runtime.message}`;
     if (verbose) {
-      // The context holds the refresh counters and times: it changes with every refresh.
-      const context = options.infoContext();
-      const fullKey = `${key}|${JSON.stringify(context)}`;
-      if (fullKey !== verboseKey) {
-        verboseCached = encode(state, context, now, runtime);
-        verboseKey = fullKey;
+      if (state !== cniconfigState) {
+        const entry: StatusResponse = {
+          status: undefined,
+          info: { cniconfig: cniconfigInfo(state) },
+          runtimeHandlers: [],
+          features: undefined,
+        };
+        cniconfigEntry = Buffer.from(StatusResponse.encode(entry).finish());
+        cniconfigState = state;
       }
-      return verboseCached;
+      return [encode(state, options.infoContext(), now, runtime), cniconfigEntry];
     }
     if (key !== cacheKey) {
       // The key and the body are made from the same runtime condition.

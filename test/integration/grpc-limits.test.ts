@@ -10,9 +10,11 @@ import type { TestContext } from 'node:test';
 import {
   GrpcServer,
   GrpcStatus,
+  MAX_ARRIVING_REQUESTS,
   MAX_BUFFERED_REQUEST_BYTES,
   MAX_CONCURRENT_STREAMS,
   MAX_CONNECTIONS,
+  MAX_WATCH_STREAMS,
 } from '../../src/cri/grpc-server.js';
 import type { GrpcServerOptions } from '../../src/cri/grpc-server.js';
 import { tempDir } from '../helpers/fs.js';
@@ -25,9 +27,10 @@ const MAX_REQUEST = 16 * 1024;
 async function serve(
   t: TestContext,
   timeouts: GrpcServerOptions['timeouts'] = {},
+  maxRequestBytes = MAX_REQUEST,
 ): Promise<{ server: GrpcServer; socket: string; sessions: ClientHttp2Session[] }> {
   const socket = join(tempDir(t), 'grpc.sock');
-  const server = new GrpcServer({ maxRequestBytes: MAX_REQUEST, timeouts })
+  const server = new GrpcServer({ maxRequestBytes, timeouts })
     .unary('/t/Echo', (request) => request)
     .unary('/t/Hang', () => new Promise<Buffer>(() => undefined))
     .serverStreaming('/t/Watch', (request, call) => call.write(request));
@@ -108,16 +111,18 @@ test('past 128 connections a new one is refused at once, unless an idle one can 
 });
 
 test('request bytes buffered across all streams are capped: the streams past 4 MiB get RESOURCE_EXHAUSTED', async (t) => {
-  const { socket, sessions } = await serve(t, { requestArrivalMs: 120_000 });
-  // 300 requests, each declaring 16,000 bytes and sending 15,000 of them, never ended: 4.5 MB held.
-  const partial = grpcFrame(Buffer.alloc(15_000, 1), 16_000);
+  // Requests up to 64 KiB here, so that fewer than MAX_ARRIVING_REQUESTS of them fill the budget.
+  const { socket, sessions } = await serve(t, { requestArrivalMs: 120_000 }, 64 * 1024);
+  // 200 requests, each declaring 40,000 bytes and sending 30,000 of them, never ended: 6 MB held.
+  const partial = grpcFrame(Buffer.alloc(30_000, 1), 40_000);
   const calls: ReturnType<typeof rawRequest>[] = [];
-  for (let c = 0; c < 3; c++) {
+  for (let c = 0; c < 2; c++) {
     const session = await open(socket, sessions);
     for (let i = 0; i < MAX_CONCURRENT_STREAMS; i++)
       calls.push(rawRequest(session, '/t/Echo', partial, { end: false }));
   }
   const fits = Math.floor(MAX_BUFFERED_REQUEST_BYTES / partial.length);
+  assert.ok(fits < calls.length && calls.length < MAX_ARRIVING_REQUESTS);
   const answered: RawAnswer[] = [];
   for (const call of calls) void call.answer.then((answer) => answered.push(answer));
   await until(
@@ -141,9 +146,32 @@ test('request bytes buffered across all streams are capped: the streams past 4 M
   assert.equal(grpcStatusOf(await echo(fresh))?.code, GrpcStatus.OK);
   for (const call of calls) call.stream.end();
   await Promise.all(calls.map((call) => call.answer));
-  const full = await rawRequest(fresh, '/t/Echo', grpcFrame(Buffer.alloc(MAX_REQUEST, 2))).answer;
+  const full = await rawRequest(fresh, '/t/Echo', grpcFrame(Buffer.alloc(60_000, 2))).answer;
   assert.equal(grpcStatusOf(full)?.code, GrpcStatus.OK, 'the budget is free again');
-  assert.equal(full.body.length, 5 + MAX_REQUEST);
+  assert.equal(full.body.length, 5 + 60_000);
+});
+
+test('past 256 requests still arriving, the one waiting longest is reset to make room', async (t) => {
+  const { socket, sessions } = await serve(t, { requestArrivalMs: 120_000 });
+  assert.equal(MAX_ARRIVING_REQUESTS, 256);
+  const calls: ReturnType<typeof rawRequest>[] = [];
+  for (let c = 0; c < 3; c++) {
+    const session = await open(socket, sessions);
+    for (let i = 0; i < MAX_CONCURRENT_STREAMS; i++)
+      calls.push(rawRequest(session, '/t/Echo', grpcFrame(Buffer.alloc(10), 100), { end: false }));
+    await sleep(100); // the server sees these before the next connection's: the oldest are known
+  }
+  const excess = calls.length - MAX_ARRIVING_REQUESTS;
+  const reset = await Promise.all(calls.slice(0, excess).map((call) => call.answer));
+  for (const answer of reset) assert.equal(answer.rstCode, h2.NGHTTP2_CANCEL);
+  const fresh = await open(socket, sessions);
+  assert.equal(
+    grpcStatusOf(await echo(fresh))?.code,
+    GrpcStatus.OK,
+    'a request that arrives at once is served',
+  );
+  const kept = calls.slice(excess + 1); // the oldest of these made room for the fresh one
+  assert.deepEqual(kept.filter((call) => call.stream.closed).length, 0, 'the newer requests are still open');
 });
 
 test('a connection without a stream is closed once idle (timeout shortened); one with a Watch stream is kept', async (t) => {
@@ -192,6 +220,24 @@ test('grpc-web is answered 415; application/grpc+proto is gRPC', async (t) => {
     contentType: 'application/grpc+proto',
   });
   assert.equal(grpcStatusOf(await answer)?.code, GrpcStatus.OK);
+});
+
+test('past 1,000 Watch streams across connections a new one gets RESOURCE_EXHAUSTED', async (t) => {
+  const { socket, sessions } = await serve(t);
+  assert.equal(MAX_WATCH_STREAMS, 1000);
+  const held: Promise<unknown>[] = [];
+  for (let c = 0; c < MAX_WATCH_STREAMS / MAX_CONCURRENT_STREAMS; c++) {
+    const session = await open(socket, sessions);
+    for (let i = 0; i < MAX_CONCURRENT_STREAMS; i++) held.push(watch(session));
+  }
+  await Promise.all(held);
+  const session = await open(socket, sessions);
+  const refused = await rawRequest(session, '/t/Watch', grpcFrame(Buffer.from('w'))).answer;
+  assert.deepEqual(grpcStatusOf(refused), {
+    code: GrpcStatus.RESOURCE_EXHAUSTED,
+    message: 'the server holds 1000 streaming calls already; retry later',
+  });
+  assert.equal(grpcStatusOf(await echo(session))?.code, GrpcStatus.OK, 'unary calls are still served');
 });
 
 test('100 Watch streams on one connection: no MaxListenersExceededWarning, all ended OK at close', async (t) => {

@@ -9,6 +9,7 @@ import { describeChanges } from './changes.js';
 import type { Change } from './changes.js';
 import {
   ConfDirLister,
+  fileError,
   RACY_WINDOW_MS,
   nonRegularKind,
   notRegular,
@@ -96,7 +97,7 @@ export class Refresher {
     const { root } = options;
     this.onDisk = root === undefined ? (path) => path : (path) => resolveUnderRoot(root, path);
     this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
-    this.lister = new ConfDirLister(this.onDisk(options.confDir));
+    this.lister = listerFor(options.confDir, this.onDisk);
     this.current = initialState(options);
   }
 
@@ -274,7 +275,12 @@ export class Refresher {
     now: number,
     maxFileSize: number,
   ): FileRecord | undefined {
-    const target = this.onDisk(path);
+    let target: string;
+    try {
+      target = this.onDisk(path);
+    } catch (error) {
+      return this.withResult(name, path, before, { ok: false, error: fileError(error) }, now); // ELOOP under a root
+    }
     // A dangling link is reported by the name the listing holds (under a root, not `target`).
     const stat = statFile(target, target === path ? path : join(this.lister.dir, name));
     if (stat === undefined) return undefined;
@@ -377,4 +383,13 @@ export function initialState(of: Pick<NetworkState, 'confDir' | 'binDirs' | 'sem
     selection: nothing,
     verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
   };
+}
+
+/** The conf dir's lister, reading where `onDisk` leads (or reporting why it leads nowhere). */
+function listerFor(confDir: string, onDisk: (path: string) => string): ConfDirLister {
+  try {
+    return new ConfDirLister(onDisk(confDir));
+  } catch (error) {
+    return new ConfDirLister(confDir, error);
+  }
 }

@@ -162,6 +162,45 @@ test("check --host-root follows the node's absolute symlinks under the root, not
   assert.match(text.stdout.split('\n')[0] ?? '', new RegExp(`^/etc/cni/net\\.d \\(under ${host}\\): READY`));
 });
 
+test("check --host-root: 41 links are ELOOP, never a read of this container's own file; a self-loop is ELOOP", async (t) => {
+  const host = tempDir(t);
+  const confDir = join(host, 'etc', 'cni', 'net.d');
+  mkdirSync(confDir, { recursive: true });
+  mkdirSync(join(host, 'c'));
+  // A real config in this (the debug container's) filesystem, at an absolute path the node lacks.
+  const own = join(tempDir(t), 'own.conflist');
+  writeFileSync(own, conflist('containers-own'));
+  // 10-net.conflist -> /c/l1 -> ... -> /c/l40 -> own: 41 links.
+  for (let i = 1; i <= 40; i++) symlinkSync(i === 40 ? own : `/c/l${i + 1}`, join(host, 'c', `l${i}`));
+  symlinkSync('/c/l1', join(confDir, '10-net.conflist'));
+  // 20-net.conflist -> /c/l2 -> ... -> own: 40 links, followed under the root, where own is missing.
+  symlinkSync('/c/l2', join(confDir, '20-net.conflist'));
+  symlinkSync('/etc/cni/net.d/30-self.conflist', join(confDir, '30-self.conflist'));
+  const { stdout } = await runCli(['check', '--host-root', host, '-o', 'json']);
+  const report = JSON.parse(stdout) as CheckJson;
+  const byFile = new Map(report.files.map((file) => [file.file, file]));
+  assert.deepEqual(
+    { status: byFile.get('10-net.conflist')?.status, error: byFile.get('10-net.conflist')?.error },
+    { status: 'rejected', error: 'too many levels of symbolic links' },
+    stdout,
+  );
+  assert.match(byFile.get('20-net.conflist')?.error ?? '', /which does not exist/, stdout);
+  assert.deepEqual(
+    { status: byFile.get('30-self.conflist')?.status, error: byFile.get('30-self.conflist')?.error },
+    { status: 'rejected', error: 'too many levels of symbolic links' },
+    stdout,
+  );
+  assert.doesNotMatch(stdout, /containers-own/);
+
+  // The conf dir itself behind a loop.
+  const looped = tempDir(t);
+  mkdirSync(join(looped, 'etc', 'cni'), { recursive: true });
+  symlinkSync('/etc/cni/net.d', join(looped, 'etc', 'cni', 'net.d'));
+  const dir = await runCli(['check', '--host-root', looped]);
+  assert.equal(dir.code, 1);
+  assert.match(dir.stdout, /cannot read \/etc\/cni\/net\.d: too many levels of symbolic links/);
+});
+
 test('check on a missing dir exits 1 and says the directory does not exist', async (t) => {
   const { code, stdout } = await runCli(['check', '--cni-conf-dir', join(tempDir(t), 'nope')]);
   assert.equal(code, 1);

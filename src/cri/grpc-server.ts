@@ -90,9 +90,9 @@ const OK_TRAILERS = { 'grpc-status': '0' } as const;
 const SHUTTING_DOWN = 'the agent is shutting down; retry on its replacement';
 /** After the grace period, how long cut calls get to carry their UNAVAILABLE before the connections go. */
 const CUT_FLUSH_MS = 250;
-/** Streams open at once that mark a burst, collected after (relief.ts); a kubelet has one or two. */
-const BURST_STREAMS = 500;
-/** How long after a burst's last stream closed the collection waits, so that it runs once per burst. */
+/** Streams and connections opened since the last full collection that call for one once quiet (relief.ts). */
+const RELIEF_CHURN = 1000;
+/** How long a quiet server waits before that collection, so that it runs once per burst. */
 const RELIEF_DELAY_MS = 1000;
 
 export class GrpcServer {
@@ -108,9 +108,9 @@ export class GrpcServer {
   /** Request bytes held across all streams, against MAX_BUFFERED_REQUEST_BYTES. */
   private buffered = 0;
   private readonly frames = new WeakMap<Buffer, Buffer>();
-  /** Streams open now, and whether they reached BURST_STREAMS since the last collection. */
+  /** Streams open now, and streams and connections opened since the last collection. */
   private open = 0;
-  private burst = false;
+  private churn = 0;
   private relief: NodeJS.Timeout | undefined;
   /** Requests not fully arrived, oldest first, with their arrival timers. */
   private readonly arriving = new Map<ServerHttp2Stream, NodeJS.Timeout>();
@@ -190,9 +190,11 @@ export class GrpcServer {
     };
     this.sessions.set(session, connection);
     this.idle(session, connection);
+    this.churn++;
     session.on('close', () => {
       clearTimeout(connection.idleTimer);
       this.sessions.delete(session);
+      this.relieve();
     });
     session.once('goaway', () => {
       for (const end of [...connection.watches]) end();
@@ -229,9 +231,11 @@ export class GrpcServer {
   /** Counts the stream against its connection, and resets it if its request does not arrive in time. */
   private track(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', () => undefined); // a reset stream is the client's business
-    if (++this.open >= BURST_STREAMS) this.burst = true;
+    this.open++;
+    this.churn++;
     stream.once('close', () => {
-      if (--this.open === 0 && this.burst) this.afterBurst();
+      this.open--;
+      this.relieve();
     });
     const session = stream.session;
     const connection = session ? this.sessions.get(session) : undefined;
@@ -259,12 +263,13 @@ export class GrpcServer {
     this.dispatch(stream, headers, connection);
   }
 
-  private afterBurst(): void {
-    if (this.relief) return; // scheduled already: steady polling must not keep postponing it
+  /** After a burst of streams or connections, once it is over: give the memory back (relief.ts). */
+  private relieve(): void {
+    if (this.churn < RELIEF_CHURN || this.relief) return; // steady polling must not keep postponing it
     this.relief = setTimeout(() => {
       this.relief = undefined;
-      if (this.open > 10) return; // not over yet: the next close to zero tries again
-      this.burst = false;
+      if (this.open > 10) return; // not over yet: the next close tries again
+      this.churn = 0;
       // The first collection frees the objects; the pages they sat on go back at the next one.
       collectGarbage();
       setTimeout(collectGarbage, RELIEF_DELAY_MS).unref();

@@ -102,6 +102,8 @@ export class GrpcServer {
   private readonly streams = new Set<() => void>();
   /** Unary calls not yet answered: cut with UNAVAILABLE when the grace period ends. */
   private readonly unanswered = new Map<ServerHttp2Stream, string>();
+  /** Answers still being written (a verbose one is 1.3 MB): refused when the grace period ends. */
+  private readonly replying = new Set<ServerHttp2Stream>();
   private readonly server: Http2Server;
   private readonly idleMs: number;
   private readonly arrivalMs: number;
@@ -162,6 +164,8 @@ export class GrpcServer {
     let flush: NodeJS.Timeout | undefined;
     const force = setTimeout(() => {
       for (const [stream, path] of [...this.unanswered]) this.cut(stream, path);
+      // REFUSED_STREAM is what clients read as UNAVAILABLE (retryable); the answer was cut short.
+      for (const stream of this.replying) if (!stream.destroyed) stream.close(h2.NGHTTP2_REFUSED_STREAM);
       flush = setTimeout(() => {
         for (const session of this.sessions.keys()) session.destroy();
       }, CUT_FLUSH_MS);
@@ -384,6 +388,8 @@ export class GrpcServer {
     if (stream.destroyed || stream.closed) return; // the client gave up (deadline, cancel)
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+    this.replying.add(stream);
+    stream.once('close', () => this.replying.delete(stream));
     if (Buffer.isBuffer(response)) {
       stream.end(this.framed(response));
     } else {

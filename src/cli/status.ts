@@ -4,6 +4,7 @@
 import type { StatusResponse, VersionResponse } from '../gen/runtime/v1/api.js';
 import { UpstreamClient } from '../upstream/client.js';
 import { duration, helpText, oneOf, parseFlags, unixEndpoint, helpFlag } from './flags.js';
+import { printable } from './printable.js';
 
 export const statusFlags = {
   socket: {
@@ -137,7 +138,7 @@ function formatTable({ status, version }: StatusResult, verbose: boolean): strin
   }
   const loadStatus = status.info.lastCNILoadStatus;
   if (verbose && loadStatus) lines.push(`lastCNILoadStatus: ${loadStatus.replace(/^"|"$/g, '')}`);
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(printable).join('\n')}\n`;
 }
 
 function parseInfo(raw: string | undefined): Record<string, unknown> | undefined {

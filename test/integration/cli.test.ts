@@ -288,6 +288,64 @@ test('status exits 0 when ready, 1 when not, 2 when the socket does not answer',
   assert.match(unreachable.stderr, /cannot reach .*nobody\.sock/);
 });
 
+test('serve: a socket path over 107 bytes is refused naming the limit; an uncreatable socket dir names --socket', async (t) => {
+  const root = tempDir(t);
+  const conf = join(root, 'net.d');
+  mkdirSync(conf);
+  const long = join(root, 'd'.repeat(120 - root.length), 'cri.sock');
+  const tooLong = await runCli([
+    'serve',
+    '--cni-conf-dir',
+    conf,
+    '--metrics-address',
+    'off',
+    '--socket',
+    long,
+  ]);
+  assert.equal(tooLong.code, 1);
+  assert.equal(
+    tooLong.stderr.split('\n').at(-2), // after the start-up log lines
+    `cri-netstatus serve: --socket ${long} is ${Buffer.byteLength(long)} bytes long; a unix socket path can be at most 107 bytes: choose a shorter path`,
+  );
+  // /proc is read-only for everyone, root included: its mkdir fails as on a read-only mount.
+  const readOnly = await runCli([
+    'serve',
+    '--cni-conf-dir',
+    conf,
+    '--metrics-address',
+    'off',
+    '--socket',
+    '/proc/cri-netstatus-test/cri.sock',
+  ]);
+  assert.equal(readOnly.code, 1);
+  assert.match(
+    readOnly.stderr,
+    /^cri-netstatus serve: cannot create \/proc\/cri-netstatus-test, the directory of --socket \/proc\/cri-netstatus-test\/cri\.sock \(E[A-Z]+\): mount a writable directory there \(a hostPath in the chart\) or choose another --socket$/m,
+  );
+});
+
+test('the text output of check and status escapes control characters in file names', async (t) => {
+  const root = tempDir(t);
+  const conf = join(root, 'net.d');
+  mkdirSync(conf);
+  writeFileSync(join(conf, '10-a.conflist'), conflist('a'));
+  const forged = '20-x\nNOT READY: forged\u001b[31m.conflist';
+  writeFileSync(join(conf, forged), '{ not json');
+  const escaped = '20-x\\nNOT READY: forged\\x1b[31m.conflist';
+  const checked = await runCli(['check', '--cni-conf-dir', conf, '--cni-bin-dir', BIN]);
+  assert.equal(checked.code, 0, checked.stdout);
+  assert.ok(checked.stdout.includes(escaped), checked.stdout);
+  assert.ok(!checked.stdout.includes('\u001b'), 'no raw escape sequence');
+  assert.ok(!checked.stdout.split('\n').some((line) => line.startsWith('NOT READY: forged')), checked.stdout);
+
+  const socket = join(root, 'cri.sock');
+  await spawnServe(t, ['--cni-conf-dir', conf, '--metrics-address', 'off'], socket);
+  const status = await runCli(['status', '--socket', socket, '-v']);
+  assert.ok(status.stdout.includes(escaped), status.stdout);
+  assert.ok(!status.stdout.includes('\u001b'), 'no raw escape sequence');
+  assert.ok(!status.stdout.split('\n').some((line) => line.startsWith('NOT READY: forged')), status.stdout);
+});
+
 test('version prints the package version', async () => {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
   const { code, stdout } = await runCli(['version']);

@@ -5,6 +5,9 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
+/** Connections the metrics endpoint holds at once. */
+export const MAX_HTTP_CONNECTIONS = 64;
+
 export interface HttpEndpointOptions {
   address: { host: string; port: number };
   registry: Registry;
@@ -47,6 +50,8 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<S
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  // On the host network: a scraper or two and the kubelet's probes need a handful; past it a new connection is closed at once.
+  server.maxConnections = MAX_HTTP_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) =>
       reject(

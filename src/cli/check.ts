@@ -9,6 +9,7 @@ import type { FileReport, VerdictReport } from '../cni/report.js';
 import { SEMANTICS } from '../cni/types.js';
 import type { NetworkState, Semantics } from '../cni/types.js';
 import { helpText, list, nonEmpty, oneOf, parseFlags, size, text, helpFlag, warnFlag } from './flags.js';
+import { printable } from './printable.js';
 
 export const checkFlags = {
   'cni-conf-dir': {
@@ -147,6 +148,10 @@ export function check(argv: string[], env: NodeJS.ProcessEnv): number {
 }
 
 export function formatCheck(report: CheckReport, semantics: Semantics): string {
+  return formatLines(report, semantics).map(printable).join('\n') + '\n';
+}
+
+function formatLines(report: CheckReport, semantics: Semantics): string[] {
   const chosen = report.verdicts[semantics];
   const where = report.hostRoot ? `${report.confDir} (under ${report.hostRoot})` : report.confDir;
   const lines = [
@@ -154,13 +159,16 @@ export function formatCheck(report: CheckReport, semantics: Semantics): string {
   ];
   if (report.dirError) lines.push(`  directory: ${report.dirError}`);
   if (report.files.length === 0 && !report.dirError) lines.push('  no .conf, .conflist or .json files');
-  const width = Math.max(0, ...report.files.map((file) => file.file.length));
+  const width = Math.max(0, ...report.files.map((file) => printable(file.file).length));
   for (const file of report.files) {
     const detail =
       file.status === 'accepted'
         ? `network "${file.network ?? ''}" cniVersion ${file.cniVersion || 'unset'}, plugins ${file.plugins.join(', ')}`
         : (file.error ?? '');
-    lines.push(`  ${file.status.padEnd(8)} ${file.file.padEnd(width)}  ${detail}`);
+    // Padded as it will print: escapes are wider than the characters they stand for.
+    lines.push(
+      `  ${file.status.padEnd(8)} ${file.file.padEnd(width - printable(file.file).length + file.file.length)}  ${detail}`,
+    );
     if (file.missingBinaries.length)
       lines.push(
         `  ${''.padEnd(8)} ${''.padEnd(width)}  missing plugin binaries in ${report.binDirs.join(', ')}: ${file.missingBinaries.join(', ')}`,
@@ -175,5 +183,5 @@ export function formatCheck(report: CheckReport, semantics: Semantics): string {
       `  ${profile.padEnd(14)} ${verdict.ready ? `ready      network "${verdict.network ?? ''}" from ${verdict.file ?? '?'}` : `NOT READY  ${verdict.reason ?? ''}`}`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return lines;
 }

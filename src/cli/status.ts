@@ -1,9 +1,11 @@
 // `cri-netstatus status`: a CRI client of the agent's socket (or any CRI runtime's), like
 // `crictl info`. Exit 0 when RuntimeReady and NetworkReady are true, 1 when not, 2 when the
 // socket does not answer.
+import { errorText } from '../util/text.js';
 import type { StatusResponse, VersionResponse } from '../gen/runtime/v1/api.js';
 import { UpstreamClient } from '../upstream/client.js';
 import { duration, helpText, oneOf, parseFlags, unixEndpoint, helpFlag } from './flags.js';
+import { printable } from './printable.js';
 
 export const statusFlags = {
   socket: {
@@ -66,7 +68,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   try {
     result = await queryStatus(flags.socket, flags.verbose || flags.output === 'json', flags.timeout);
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorText(error);
     process.stderr.write(`cri-netstatus status: cannot reach ${flags.socket}: ${why}\n`);
     return 2;
   }
@@ -137,7 +139,7 @@ function formatTable({ status, version }: StatusResult, verbose: boolean): strin
   }
   const loadStatus = status.info.lastCNILoadStatus;
   if (verbose && loadStatus) lines.push(`lastCNILoadStatus: ${loadStatus.replace(/^"|"$/g, '')}`);
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(printable).join('\n')}\n`;
 }
 
 function parseInfo(raw: string | undefined): Record<string, unknown> | undefined {

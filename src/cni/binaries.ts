@@ -20,7 +20,7 @@ export class BinaryLocator {
   revalidate(): boolean {
     const key = this.dirs
       .map((dir) => {
-        const stats = statQuietly(this.onDisk(dir));
+        const stats = statQuietly(() => this.onDisk(dir));
         return stats ? `${stats.ino}:${stats.mtimeMs}:${stats.ctimeMs}` : '-';
       })
       .join('|');
@@ -40,21 +40,21 @@ export class BinaryLocator {
     const hit =
       !type.includes('/') &&
       type !== '' &&
-      this.dirs.some((dir) => isExecutableFile(this.onDisk(join(dir, type))));
+      this.dirs.some((dir) => isExecutableFile(() => this.onDisk(join(dir, type))));
     if (hit) this.found.set(type, true);
     return hit;
   }
 }
 
-function isExecutableFile(path: string): boolean {
+function isExecutableFile(path: () => string): boolean {
   const stats = statQuietly(path);
   return stats !== undefined && stats.isFile() && (stats.mode & 0o111) !== 0;
 }
 
-/** stat(2) for a lookup: any error (missing, a NUL byte or an overlong name in a plugin type, EACCES) means "not there". */
-function statQuietly(path: string): Stats | undefined {
+/** stat(2) for a lookup: any error (missing, a NUL byte or an overlong name in a plugin type, EACCES, ELOOP) means "not there". */
+function statQuietly(path: () => string): Stats | undefined {
   try {
-    return statSync(path, { throwIfNoEntry: false });
+    return statSync(path(), { throwIfNoEntry: false });
   } catch {
     return undefined;
   }

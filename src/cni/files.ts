@@ -49,7 +49,11 @@ export class ConfDirLister {
   /** Listed names that are not valid UTF-8: the name shown → the bytes to open. */
   readonly rawNames = new Map<string, Buffer>();
 
-  constructor(readonly dir: string) {}
+  /** `unreachable`: why `dir` could not even be resolved (a link loop under `check --host-root`). */
+  constructor(
+    readonly dir: string,
+    private readonly unreachable?: unknown,
+  ) {}
 
   private read(): readonly string[] {
     return listCandidates(this.dir, this.rawNames);
@@ -57,6 +61,7 @@ export class ConfDirLister {
 
   /** `now` must be taken before this call, so a change racing the read counts as racy. */
   list(now: number): Listing {
+    if (this.unreachable !== undefined) return { ok: false, error: dirError(this.dir, this.unreachable) };
     let stats: Stats;
     try {
       stats = statSync(this.dir);
@@ -162,7 +167,9 @@ const MAX_SYMLINKS = 40;
  * `kubectl debug node/…` the node's files are at /host, and a link such as
  * /etc/cni/net.d/10-flannel.conflist -> /run/flannel/cni.conf must lead to /host/run/flannel,
  * not into the debug container's own /run. A missing component ends the walk; the rest is kept
- * as written, so the caller's stat reports it missing. A link loop is left for stat to report.
+ * as written, so the caller's stat reports it missing. Past 40 links it throws ELOOP, as the
+ * kernel does: the last link is never handed on, since the kernel would follow an absolute
+ * one outside the root.
  */
 export function resolveUnderRoot(root: string, path: string): string {
   const top = resolve(root);
@@ -187,7 +194,11 @@ export function resolveUnderRoot(root: string, path: string): string {
     } catch {
       return join(here, ...pending);
     }
-    if (++links > MAX_SYMLINKS) return join(here, ...pending);
+    if (++links > MAX_SYMLINKS) {
+      throw Object.assign(new Error(`ELOOP: too many levels of symbolic links, resolving ${path}`), {
+        code: 'ELOOP',
+      });
+    }
     if (target.startsWith('/')) done.length = 0;
     pending = [...target.split('/'), ...pending];
   }
@@ -290,6 +301,12 @@ function dirError(dir: string, error: unknown): LoadError {
       message: `cannot read ${dir}: it is not a directory; point --cni-conf-dir at the CNI conf dir`,
     };
   }
+  if (isErrno(error, 'ELOOP')) {
+    return {
+      reason: 'read_error',
+      message: `cannot read ${dir}: too many levels of symbolic links; fix the link loop on the way to it`,
+    };
+  }
   if (isErrno(error, 'EACCES') || isErrno(error, 'EPERM')) {
     return {
       reason: 'read_error',
@@ -299,7 +316,7 @@ function dirError(dir: string, error: unknown): LoadError {
   return { reason: 'read_error', message: `cannot read ${dir}: ${errorText(error)}` };
 }
 
-function fileError(error: unknown): LoadError {
+export function fileError(error: unknown): LoadError {
   if (isErrno(error, 'EACCES') || isErrno(error, 'EPERM')) {
     return { reason: 'read_error', message: 'permission denied; make the file readable by the agent' };
   }

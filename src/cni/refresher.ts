@@ -9,6 +9,7 @@ import type { Clock, Timer } from '../util/clock.js';
 import { BinaryLocator } from './binaries.js';
 import {
   ConfDirLister,
+  fileError,
   RACY_WINDOW_MS,
   nonRegularKind,
   notRegular,
@@ -115,7 +116,7 @@ export class Refresher {
     const { root } = options;
     this.onDisk = root === undefined ? (path) => path : (path) => resolveUnderRoot(root, path);
     this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
-    this.lister = new ConfDirLister(this.onDisk(options.confDir));
+    this.lister = listerFor(options.confDir, this.onDisk);
     this.current = initialState(options);
   }
 
@@ -312,8 +313,13 @@ export class Refresher {
     maxFileSize: number,
   ): FileRecord | undefined {
     const raw = this.options.root === undefined ? this.lister.rawNames.get(name) : undefined;
-    // A name that is not UTF-8 is opened by its bytes (Go lists and reads it too).
-    const target = raw ? Buffer.concat([Buffer.from(`${this.lister.dir}/`), raw]) : this.onDisk(path);
+    let target: string | Buffer;
+    try {
+      // A name that is not UTF-8 is opened by its bytes (Go lists and reads it too).
+      target = raw ? Buffer.concat([Buffer.from(`${this.lister.dir}/`), raw]) : this.onDisk(path);
+    } catch (error) {
+      return this.withResult(name, path, before, { ok: false, error: fileError(error) }, now); // ELOOP under a root
+    }
     // A dangling link is reported by the name the listing holds (under a root, not `target`).
     const stat = statFile(target, target === path ? path : join(this.lister.dir, name));
     if (stat === undefined) return undefined;
@@ -448,4 +454,13 @@ export function initialState(of: Pick<NetworkState, 'confDir' | 'binDirs' | 'sem
       Selection
     >,
   };
+}
+
+/** The conf dir's lister, reading where `onDisk` leads (or reporting why it leads nowhere). */
+function listerFor(confDir: string, onDisk: (path: string) => string): ConfDirLister {
+  try {
+    return new ConfDirLister(onDisk(confDir));
+  } catch (error) {
+    return new ConfDirLister(confDir, error);
+  }
 }

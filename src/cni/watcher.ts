@@ -1,9 +1,10 @@
 // Keeps the state current between Status calls: inotify (fs.watch) on the conf dir triggers a
 // debounced refresh on any event, whatever the file name (a ConfigMap `..data` swap renames a
 // dir, not a .conf file). The watch dies with the dir, so the parent dir is watched too and the
-// watch is re-armed whenever the conf dir's inode changes; a periodic resync covers lost events
-// (inotify queue overflow, a watch that could not be armed).
-import { watch } from 'node:fs';
+// watch is re-armed whenever the conf dir's inode changes; while the parent itself is gone, its
+// nearest existing ancestor is watched instead. A periodic resync covers lost events (inotify
+// queue overflow, a watch that could not be armed).
+import { statSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { every, systemClock } from '../util/clock.js';
@@ -22,6 +23,8 @@ export interface WatcherOptions {
 export class ConfDirWatcher {
   private dirWatch: FSWatcher | undefined;
   private parentWatch: FSWatcher | undefined;
+  /** The dir parentWatch is on: the conf dir's parent, or its nearest existing ancestor. */
+  private parentPath: string | undefined;
   private armedIno: number | undefined;
   /** After a failed watch, no new attempt before this time (the next resync), never one per Status call. */
   private retryAt = 0;
@@ -71,15 +74,9 @@ export class ConfDirWatcher {
     const { state, confDirIno: ino } = this.refresher;
     const { confDir } = this.refresher.options;
     const dirArmed = this.dirWatch !== undefined && ino === this.armedIno && !state.dirError;
-    if (dirArmed && this.parentWatch) return;
+    if (dirArmed && this.parentWatch && this.parentPath === dirname(confDir)) return;
     if (this.clock.now() < this.retryAt) return;
-    this.parentWatch ??= this.watchPath(dirname(confDir), (name) => {
-      if (name !== null && name !== basename(confDir)) return;
-      // The conf dir itself was created, removed or renamed: a recreated dir may even reuse the inode.
-      this.armedIno = undefined;
-      this.retryAt = 0;
-      this.refresher.refreshSoon();
-    });
+    this.armParent(confDir);
     if (dirArmed) return;
     this.dirWatch?.close();
     this.dirWatch = undefined;
@@ -122,6 +119,36 @@ export class ConfDirWatcher {
     }
   }
 
+  /** Watches the conf dir's parent, or while it is missing the nearest ancestor that exists. */
+  private armParent(confDir: string): void {
+    let dir = dirname(confDir);
+    let next = basename(confDir);
+    while (!isDir(dir) && dirname(dir) !== dir) {
+      next = basename(dir);
+      dir = dirname(dir);
+    }
+    if (this.parentWatch && this.parentPath === dir) return;
+    const moved = this.parentPath !== undefined;
+    this.parentWatch?.close();
+    this.parentPath = dir;
+    const self = basename(dir);
+    const watcher = this.watchPath(dir, (name) => {
+      if (name !== null && name !== next && name !== self) return;
+      // `self`: the watched dir itself went away, and its inotify watch with it: watch again from higher up.
+      if (name !== next && this.parentWatch === watcher) {
+        watcher?.close();
+        this.parentWatch = undefined;
+      }
+      // The conf dir (or a dir on its way) was created, removed or renamed: a recreated dir may even reuse the inode.
+      this.armedIno = undefined;
+      this.retryAt = 0;
+      this.refresher.refreshSoon();
+    });
+    this.parentWatch = watcher;
+    // What happened on the way before this watch was armed has been seen by no watch: look once.
+    if (moved) this.refresher.refreshSoon();
+  }
+
   private watchPath(path: string, onEvent: (name: string | null) => void): FSWatcher | undefined {
     try {
       const watcher = (this.options.watch ?? watch)(path, { persistent: false }, (_event, name) =>
@@ -147,5 +174,13 @@ export class ConfDirWatcher {
   private failed(path: string, error: Error): void {
     this.retryAt = this.clock.now() + this.options.resyncIntervalMs;
     this.options.onWatchError?.(path, error);
+  }
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }

@@ -4,8 +4,10 @@
 // itself is one HEADERS frame, one length-prefixed DATA frame and a trailer. Clients (kubelet,
 // crictl, critest, grpc-js) see the standard protocol: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
 import { createServer, constants as h2 } from 'node:http2';
-import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { GrpcError } from '../errors.js';
+import { errorText } from '../util/text.js';
+import { collectGarbage } from './relief.js';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -17,8 +19,12 @@ export const GrpcStatus = {
   UNAVAILABLE: 14,
 } as const;
 
-/** Answers one request message (its bytes) with one response message. */
-export type UnaryHandler = (request: Buffer) => Buffer | Promise<Buffer>;
+/**
+ * Answers one request message (its bytes) with one response message: its bytes, or parts whose
+ * concatenation is the message (written as they are: a part shared by many answers is not copied).
+ */
+export type Message = Buffer | readonly Buffer[];
+export type UnaryHandler = (request: Buffer) => Message | Promise<Message>;
 
 export interface ServerStream {
   write(message: Buffer): void;
@@ -29,8 +35,28 @@ export interface ServerStream {
 
 export type StreamingHandler = (request: Buffer, call: ServerStream) => void;
 
-/** Per connection: far above a CRI client's needs, low enough to bound one client's cost. */
-const MAX_CONCURRENT_STREAMS = 1024;
+// Limits that bound what abusive or broken clients can make the agent hold (README "Limits").
+// A kubelet uses one connection and a call or two at a time; these are far above that.
+/** Streams per connection, advertised in SETTINGS; Health.Watch streams count like any other. */
+export const MAX_CONCURRENT_STREAMS = 100;
+/** Connections at once: past it, the longest-idle connection without a stream makes room, else the new one is refused. */
+export const MAX_CONNECTIONS = 128;
+/** Request bytes buffered across all streams; a stream that would go past it gets RESOURCE_EXHAUSTED. */
+export const MAX_BUFFERED_REQUEST_BYTES = 4 * 1024 * 1024;
+/**
+ * A request this small is never refused for the budget above: a real Status or Version request is
+ * a few bytes, and must get through while large unfinished ones fill the budget (at most
+ * MAX_ARRIVING_REQUESTS of them arrive at once: 256 KiB past the budget at worst).
+ */
+export const SMALL_REQUEST_BYTES = 1024;
+/** A connection without a stream for this long is closed (GOAWAY); clients reconnect when they need to. */
+export const IDLE_CONNECTION_MS = 5 * 60_000;
+/** A request that has started but not fully arrived within this is reset. */
+export const REQUEST_ARRIVAL_MS = 10_000;
+/** Requests still arriving, across all connections: past it the one waiting longest is reset (a real request arrives at once). */
+export const MAX_ARRIVING_REQUESTS = 256;
+/** Server-streaming calls (Health.Watch) open at once, across all connections: past it a new one gets RESOURCE_EXHAUSTED. */
+export const MAX_WATCH_STREAMS = 1000;
 
 export interface GrpcServerOptions {
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. */
@@ -39,6 +65,18 @@ export interface GrpcServerOptions {
   onCallFinished?: (path: string, code: string) => void;
   /** A handler failed with something other than a GrpcError: a bug, answered INTERNAL. */
   onError?: (error: unknown) => void;
+  /** Overrides IDLE_CONNECTION_MS and REQUEST_ARRIVAL_MS, for tests that cannot wait minutes. */
+  timeouts?: { idleConnectionMs?: number; requestArrivalMs?: number };
+}
+
+/** What the server tracks per connection: open streams, its idle timer, its Watch streams. */
+interface Connection {
+  streams: number;
+  idleSince: number;
+  idleTimer: NodeJS.Timeout | undefined;
+  /** Ends of its server-streaming calls: one GOAWAY listener per connection, not one per stream. */
+  watches: Set<() => void>;
+  closing: boolean;
 }
 
 const CODE_NAMES = new Map<number, string>(Object.entries(GrpcStatus).map(([name, code]) => [code, name]));
@@ -47,26 +85,46 @@ type Route = { kind: 'unary'; handler: UnaryHandler } | { kind: 'stream'; handle
 
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' } as const;
 const OK_TRAILERS = { 'grpc-status': '0' } as const;
+const SHUTTING_DOWN = 'the agent is shutting down; retry on its replacement';
+/** After the grace period, how long cut calls get to carry their UNAVAILABLE before the connections go. */
+const CUT_FLUSH_MS = 250;
+/** Streams and connections opened since the last full collection that call for one once quiet (relief.ts). */
+const RELIEF_CHURN = 1000;
+/** How long a quiet server waits before that collection, so that it runs once per burst. */
+const RELIEF_DELAY_MS = 1000;
 
 export class GrpcServer {
   private readonly routes = new Map<string, Route>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sessions = new Map<Http2Session, Connection>();
   /** Open server-streaming calls, ended with OK trailers when the server closes. */
   private readonly streams = new Set<() => void>();
+  /** Unary calls not yet answered: cut with UNAVAILABLE when the grace period ends. */
+  private readonly unanswered = new Map<ServerHttp2Stream, string>();
+  /** Answers still being written (a verbose one is 1.3 MB): refused when the grace period ends. */
+  private readonly replying = new Set<ServerHttp2Stream>();
   private readonly server: Http2Server;
+  private readonly idleMs: number;
+  private readonly arrivalMs: number;
+  /** Request bytes held across all streams, against MAX_BUFFERED_REQUEST_BYTES. */
+  private buffered = 0;
+  private readonly frames = new WeakMap<Buffer, Buffer>();
+  /** Streams open now, and streams and connections opened since the last collection. */
+  private open = 0;
+  private churn = 0;
+  private relief: NodeJS.Timeout | undefined;
+  /** Requests not fully arrived, oldest first, with their arrival timers. */
+  private readonly arriving = new Map<ServerHttp2Stream, NodeJS.Timeout>();
 
   constructor(private readonly options: GrpcServerOptions) {
+    this.idleMs = options.timeouts?.idleConnectionMs ?? IDLE_CONNECTION_MS;
+    this.arrivalMs = options.timeouts?.requestArrivalMs ?? REQUEST_ARRIVAL_MS;
     this.server = createServer({
       settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: 16 * 1024 },
       maxSessionMemory: 16,
     });
-    this.server.on('session', (session) => {
-      this.sessions.add(session);
-      session.on('close', () => this.sessions.delete(session));
-      session.on('error', () => session.destroy()); // garbage on the socket ends that connection only
-    });
+    this.server.on('session', (session) => this.admit(session));
     this.server.on('sessionError', () => undefined);
-    this.server.on('stream', (stream, headers) => this.dispatch(stream, headers));
+    this.server.on('stream', (stream, headers) => this.track(stream, headers));
   }
 
   unary(path: string, handler: UnaryHandler): this {
@@ -94,51 +152,202 @@ export class GrpcServer {
   close(graceMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const end of [...this.streams]) end();
-    for (const session of this.sessions) session.close();
+    for (const [session, connection] of this.sessions) {
+      clearTimeout(connection.idleTimer);
+      connection.closing = true;
+      session.close();
+    }
+    // Calls still running when the grace ends are cut with UNAVAILABLE (retryable), never a bare
+    // RST_STREAM(NO_ERROR) that clients read as INTERNAL; the connections go right after.
+    let flush: NodeJS.Timeout | undefined;
     const force = setTimeout(() => {
-      for (const session of this.sessions) session.destroy();
+      for (const [stream, path] of [...this.unanswered]) this.cut(stream, path);
+      // REFUSED_STREAM is what clients read as UNAVAILABLE (retryable); the answer was cut short.
+      for (const stream of this.replying) if (!stream.destroyed) stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      flush = setTimeout(() => {
+        for (const session of this.sessions.keys()) session.destroy();
+      }, CUT_FLUSH_MS);
     }, graceMs);
-    return closed.finally(() => clearTimeout(force));
+    return closed.finally(() => {
+      clearTimeout(this.relief);
+      clearTimeout(force);
+      clearTimeout(flush);
+    });
   }
 
-  private dispatch(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  /** A new connection: counted against MAX_CONNECTIONS, closed once idle too long. */
+  private admit(session: Http2Session): void {
+    session.on('error', () => session.destroy()); // garbage on the socket ends that connection only
+    const open = [...this.sessions.values()].filter((c) => !c.closing).length;
+    if (open >= MAX_CONNECTIONS && !this.evictIdle()) {
+      session.destroy();
+      return;
+    }
+    const connection: Connection = {
+      streams: 0,
+      idleSince: Date.now(),
+      idleTimer: undefined,
+      watches: new Set(),
+      closing: false,
+    };
+    this.sessions.set(session, connection);
+    this.idle(session, connection);
+    this.churn++;
+    session.on('close', () => {
+      clearTimeout(connection.idleTimer);
+      this.sessions.delete(session);
+      this.relieve();
+    });
+    session.once('goaway', () => {
+      for (const end of [...connection.watches]) end();
+    });
+  }
+
+  /** Closes the connection that has had no stream the longest, if any: a flood of idle ones must not lock out a kubelet. */
+  private evictIdle(): boolean {
+    let oldest: [Http2Session, Connection] | undefined;
+    for (const entry of this.sessions) {
+      const c = entry[1];
+      if (!c.closing && c.streams === 0 && (!oldest || c.idleSince < oldest[1].idleSince)) oldest = entry;
+    }
+    if (!oldest) return false;
+    this.release(oldest[0], oldest[1]);
+    return true;
+  }
+
+  private release(session: Http2Session, connection: Connection): void {
+    clearTimeout(connection.idleTimer);
+    connection.closing = true;
+    session.close();
+    // A peer that never finished its preface or stopped reading would hold a graceful close open.
+    setTimeout(() => session.destroy(), CUT_FLUSH_MS).unref();
+  }
+
+  private idle(session: Http2Session, connection: Connection): void {
+    connection.idleSince = Date.now();
+    clearTimeout(connection.idleTimer);
+    connection.idleTimer = setTimeout(() => this.release(session, connection), this.idleMs);
+    connection.idleTimer.unref();
+  }
+
+  /** Counts the stream against its connection, and resets it if its request does not arrive in time. */
+  private track(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', () => undefined); // a reset stream is the client's business
+    this.open++;
+    this.churn++;
+    stream.once('close', () => {
+      this.open--;
+      this.relieve();
+    });
+    const session = stream.session;
+    const connection = session ? this.sessions.get(session) : undefined;
+    if (session && connection) {
+      connection.streams++;
+      clearTimeout(connection.idleTimer);
+      stream.once('close', () => {
+        if (--connection.streams === 0 && !connection.closing) this.idle(session, connection);
+      });
+    }
+    if (this.arriving.size >= MAX_ARRIVING_REQUESTS) {
+      const [oldest] = this.arriving.keys();
+      if (oldest) this.reset(oldest);
+    }
+    this.arriving.set(
+      stream,
+      setTimeout(() => this.reset(stream), this.arrivalMs),
+    );
+    const arrived = (): void => {
+      clearTimeout(this.arriving.get(stream));
+      this.arriving.delete(stream);
+    };
+    stream.once('end', arrived);
+    stream.once('close', arrived);
+    this.dispatch(stream, headers, connection);
+  }
+
+  /** After a burst of streams or connections, once it is over: give the memory back (relief.ts). */
+  private relieve(): void {
+    if (this.churn < RELIEF_CHURN || this.relief) return; // steady polling must not keep postponing it
+    this.relief = setTimeout(() => {
+      this.relief = undefined;
+      if (this.open > 10) return; // not over yet: the next close tries again
+      this.churn = 0;
+      // The first collection frees the objects; the pages they sat on go back at the next one.
+      collectGarbage();
+      setTimeout(collectGarbage, RELIEF_DELAY_MS).unref();
+    }, RELIEF_DELAY_MS);
+    this.relief.unref();
+  }
+
+  /** RST_STREAM(CANCEL) for a request that did not arrive in time or had to make room. */
+  private reset(stream: ServerHttp2Stream): void {
+    clearTimeout(this.arriving.get(stream));
+    this.arriving.delete(stream);
+    if (!stream.destroyed && !stream.closed) stream.close(h2.NGHTTP2_CANCEL);
+  }
+
+  private dispatch(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    connection: Connection | undefined,
+  ): void {
     if (headers[':method'] !== 'POST') {
+      stream.resume();
       stream.respond({ ':status': 405, allow: 'POST' }, { endStream: true });
       return;
     }
-    if (!headers['content-type']?.startsWith('application/grpc')) {
+    if (!isGrpc(headers['content-type'])) {
+      stream.resume();
       stream.respond({ ':status': 415 }, { endStream: true });
       return;
     }
     const path = headers[':path'] ?? '';
     const route = this.routes.get(path);
     if (!route) {
+      stream.resume();
       this.fail(stream, path, GrpcStatus.UNIMPLEMENTED, `The server does not implement the method ${path}`);
       return;
     }
-    const limit = this.options.maxRequestBytes + 5;
+    const max = this.options.maxRequestBytes;
     const chunks: Buffer[] = [];
     let length = 0;
+    let refused = false;
+    const release = (): void => {
+      this.buffered -= length;
+      length = 0;
+      chunks.length = 0;
+    };
+    const refuse = (message: string): void => {
+      refused = true;
+      release();
+      stream.off('data', onData);
+      stream.resume(); // the rest is read and dropped
+      this.fail(stream, path, GrpcStatus.RESOURCE_EXHAUSTED, message);
+    };
+    let declared: number | undefined;
     const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
       length += chunk.length;
-      if (length > limit) {
-        stream.off('data', onData);
-        stream.resume();
-        this.fail(
-          stream,
-          path,
-          GrpcStatus.RESOURCE_EXHAUSTED,
-          `Received message larger than max (${length - 5} vs. ${this.options.maxRequestBytes})`,
-        );
+      this.buffered += chunk.length;
+      // The prefix declares the message's length: a message too large is refused before the rest arrives.
+      if (declared === undefined && length >= 5) declared = Buffer.concat(chunks, length).readUInt32BE(1);
+      if ((declared ?? 0) > max || length > max + 5) {
+        refuse(`Received message larger than max (${Math.max(declared ?? 0, length - 5)} vs. ${max})`);
         return;
       }
-      chunks.push(chunk);
+      if (this.buffered > MAX_BUFFERED_REQUEST_BYTES && length > SMALL_REQUEST_BYTES) {
+        refuse('the server is holding too many unfinished requests; retry later');
+      }
     };
     stream.on('data', onData);
+    stream.once('close', () => {
+      if (!refused) release();
+    });
     stream.once('end', () => {
-      if (length > limit) return;
-      const message = unframe(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length));
+      if (refused) return;
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+      release();
+      const message = unframe(body);
       if (typeof message === 'string') {
         this.fail(
           stream,
@@ -149,31 +358,61 @@ export class GrpcServer {
         return;
       }
       if (route.kind === 'unary') this.runUnary(stream, path, route.handler, message);
-      else this.runStreaming(stream, path, route.handler, message);
+      else this.runStreaming(stream, path, route.handler, message, connection);
     });
   }
 
   private runUnary(stream: ServerHttp2Stream, path: string, handler: UnaryHandler, request: Buffer): void {
-    let answer: Buffer | Promise<Buffer>;
+    let answer: Message | Promise<Message>;
     try {
       answer = handler(request);
     } catch (error) {
       this.failWith(stream, path, error);
       return;
     }
-    if (Buffer.isBuffer(answer)) this.reply(stream, path, answer);
-    else
-      answer
-        .then((response) => this.reply(stream, path, response))
-        .catch((error: unknown) => this.failWith(stream, path, error));
+    if (!(answer instanceof Promise)) {
+      this.reply(stream, path, answer);
+      return;
+    }
+    this.unanswered.set(stream, path);
+    stream.once('close', () => this.unanswered.delete(stream));
+    answer
+      .then((response) => this.reply(stream, path, response))
+      .catch((error: unknown) => this.failWith(stream, path, error));
   }
 
-  private reply(stream: ServerHttp2Stream, path: string, response: Buffer): void {
+  private reply(stream: ServerHttp2Stream, path: string, response: Message): void {
+    this.unanswered.delete(stream);
     if (stream.destroyed || stream.closed) return; // the client gave up (deadline, cancel)
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(frame(response));
+    this.replying.add(stream);
+    stream.once('close', () => this.replying.delete(stream));
+    if (Buffer.isBuffer(response)) {
+      stream.end(this.framed(response));
+    } else {
+      const length = response.reduce((sum, part) => sum + part.length, 0);
+      stream.write(prefix(length));
+      for (const part of response) stream.write(part);
+      stream.end();
+    }
     this.options.onCallFinished?.(path, 'OK');
+  }
+
+  /** Framed once per response buffer: callers handed the same cached answer share one copy of its bytes. */
+  private framed(response: Buffer): Buffer {
+    let framed = this.frames.get(response);
+    if (!framed) {
+      framed = frame(response);
+      this.frames.set(response, framed);
+    }
+    return framed;
+  }
+
+  /** The grace period is over: a call not yet answered is refused as retryable. */
+  private cut(stream: ServerHttp2Stream, path: string): void {
+    this.unanswered.delete(stream);
+    this.fail(stream, path, GrpcStatus.UNAVAILABLE, SHUTTING_DOWN);
   }
 
   private runStreaming(
@@ -181,17 +420,26 @@ export class GrpcServer {
     path: string,
     handler: StreamingHandler,
     request: Buffer,
+    connection: Connection | undefined,
   ): void {
+    if (this.streams.size >= MAX_WATCH_STREAMS) {
+      this.fail(
+        stream,
+        path,
+        GrpcStatus.RESOURCE_EXHAUSTED,
+        `the server holds ${MAX_WATCH_STREAMS} streaming calls already; retry later`,
+      );
+      return;
+    }
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
     const listeners: (() => void)[] = [];
-    const session = stream.session;
     let closed = false;
     const close = (): void => {
       if (closed) return;
       closed = true;
       this.streams.delete(end);
-      session?.off('goaway', end);
+      connection?.watches.delete(end);
       for (const listener of listeners) listener();
     };
     // Ends the call with OK trailers: on the handler's end(), the client's GOAWAY and server close.
@@ -200,8 +448,8 @@ export class GrpcServer {
       close();
     };
     this.streams.add(end);
+    connection?.watches.add(end);
     stream.once('close', close);
-    session?.once('goaway', end);
     try {
       handler(request, {
         write: (message) => {
@@ -224,7 +472,7 @@ export class GrpcServer {
       return;
     }
     this.options.onError?.(error);
-    this.fail(stream, path, GrpcStatus.INTERNAL, error instanceof Error ? error.message : String(error));
+    this.fail(stream, path, GrpcStatus.INTERNAL, errorText(error));
   }
 
   /** A trailers-only response: the status in the one and only HEADERS frame. */
@@ -236,6 +484,13 @@ export class GrpcServer {
     );
     this.options.onCallFinished?.(path, CODE_NAMES.get(code) ?? String(code));
   }
+}
+
+/** gRPC over HTTP/2 only: application/grpc, +proto or ;params. grpc-web needs a proxy's translation, not ours. */
+function isGrpc(contentType: string | undefined): boolean {
+  if (!contentType?.startsWith('application/grpc')) return false;
+  const rest = contentType.slice('application/grpc'.length);
+  return rest === '' || rest.startsWith('+') || rest.startsWith(';');
 }
 
 const COMPRESSED = 'compressed requests are not supported; send identity-encoded messages';
@@ -255,4 +510,11 @@ function frame(message: Buffer): Buffer {
   framed.writeUInt32BE(message.length, 1);
   message.copy(framed, 5);
   return framed;
+}
+
+/** The 5-byte prefix of an uncompressed message of `length` bytes. */
+function prefix(length: number): Buffer {
+  const bytes = Buffer.alloc(5);
+  bytes.writeUInt32BE(length, 1);
+  return bytes;
 }

@@ -15,6 +15,9 @@ export interface Denial {
   headers?: Record<string, string>;
 }
 
+/** Connections the metrics endpoint holds at once. */
+export const MAX_HTTP_CONNECTIONS = 64;
+
 export interface HttpEndpointOptions {
   address: { host: string; port: number };
   registry: Registry;
@@ -81,6 +84,8 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<S
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  // On the host network: a scraper or two and the kubelet's probes need a handful; past it a new connection is closed at once.
+  server.maxConnections = MAX_HTTP_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) =>
       reject(

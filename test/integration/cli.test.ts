@@ -164,6 +164,45 @@ test("check --host-root follows the node's absolute symlinks under the root, not
   assert.match(text.stdout.split('\n')[0] ?? '', new RegExp(`^/etc/cni/net\\.d \\(under ${host}\\): READY`));
 });
 
+test("check --host-root: 41 links are ELOOP, never a read of this container's own file; a self-loop is ELOOP", async (t) => {
+  const host = tempDir(t);
+  const confDir = join(host, 'etc', 'cni', 'net.d');
+  mkdirSync(confDir, { recursive: true });
+  mkdirSync(join(host, 'c'));
+  // A real config in this (the debug container's) filesystem, at an absolute path the node lacks.
+  const own = join(tempDir(t), 'own.conflist');
+  writeFileSync(own, conflist('containers-own'));
+  // 10-net.conflist -> /c/l1 -> ... -> /c/l40 -> own: 41 links.
+  for (let i = 1; i <= 40; i++) symlinkSync(i === 40 ? own : `/c/l${i + 1}`, join(host, 'c', `l${i}`));
+  symlinkSync('/c/l1', join(confDir, '10-net.conflist'));
+  // 20-net.conflist -> /c/l2 -> ... -> own: 40 links, followed under the root, where own is missing.
+  symlinkSync('/c/l2', join(confDir, '20-net.conflist'));
+  symlinkSync('/etc/cni/net.d/30-self.conflist', join(confDir, '30-self.conflist'));
+  const { stdout } = await runCli(['check', '--host-root', host, '-o', 'json']);
+  const report = JSON.parse(stdout) as CheckJson;
+  const byFile = new Map(report.files.map((file) => [file.file, file]));
+  assert.deepEqual(
+    { status: byFile.get('10-net.conflist')?.status, error: byFile.get('10-net.conflist')?.error },
+    { status: 'rejected', error: 'too many levels of symbolic links' },
+    stdout,
+  );
+  assert.match(byFile.get('20-net.conflist')?.error ?? '', /which does not exist/, stdout);
+  assert.deepEqual(
+    { status: byFile.get('30-self.conflist')?.status, error: byFile.get('30-self.conflist')?.error },
+    { status: 'rejected', error: 'too many levels of symbolic links' },
+    stdout,
+  );
+  assert.doesNotMatch(stdout, /containers-own/);
+
+  // The conf dir itself behind a loop.
+  const looped = tempDir(t);
+  mkdirSync(join(looped, 'etc', 'cni'), { recursive: true });
+  symlinkSync('/etc/cni/net.d', join(looped, 'etc', 'cni', 'net.d'));
+  const dir = await runCli(['check', '--host-root', looped]);
+  assert.equal(dir.code, 1);
+  assert.match(dir.stdout, /cannot read \/etc\/cni\/net\.d: too many levels of symbolic links/);
+});
+
 test('check on a missing dir exits 1 and says the directory does not exist', async (t) => {
   const { code, stdout } = await runCli(['check', '--cni-conf-dir', join(tempDir(t), 'nope')]);
   assert.equal(code, 1);
@@ -249,6 +288,64 @@ test('status exits 0 when ready, 1 when not, 2 when the socket does not answer',
   const unreachable = await runCli(['status', '--socket', join(root, 'nobody.sock'), '--timeout', '1s']);
   assert.equal(unreachable.code, 2);
   assert.match(unreachable.stderr, /cannot reach .*nobody\.sock/);
+});
+
+test('serve: a socket path over 107 bytes is refused naming the limit; an uncreatable socket dir names --socket', async (t) => {
+  const root = tempDir(t);
+  const conf = join(root, 'net.d');
+  mkdirSync(conf);
+  const long = join(root, 'd'.repeat(120 - root.length), 'cri.sock');
+  const tooLong = await runCli([
+    'serve',
+    '--cni-conf-dir',
+    conf,
+    '--metrics-address',
+    'off',
+    '--socket',
+    long,
+  ]);
+  assert.equal(tooLong.code, 1);
+  assert.equal(
+    tooLong.stderr.split('\n').at(-2), // after the start-up log lines
+    `cri-netstatus serve: --socket ${long} is ${Buffer.byteLength(long)} bytes long; a unix socket path can be at most 107 bytes: choose a shorter path`,
+  );
+  // /proc is read-only for everyone, root included: its mkdir fails as on a read-only mount.
+  const readOnly = await runCli([
+    'serve',
+    '--cni-conf-dir',
+    conf,
+    '--metrics-address',
+    'off',
+    '--socket',
+    '/proc/cri-netstatus-test/cri.sock',
+  ]);
+  assert.equal(readOnly.code, 1);
+  assert.match(
+    readOnly.stderr,
+    /^cri-netstatus serve: cannot create \/proc\/cri-netstatus-test, the directory of --socket \/proc\/cri-netstatus-test\/cri\.sock \(E[A-Z]+\): mount a writable directory there \(a hostPath in the chart\) or choose another --socket$/m,
+  );
+});
+
+test('the text output of check and status escapes control characters in file names', async (t) => {
+  const root = tempDir(t);
+  const conf = join(root, 'net.d');
+  mkdirSync(conf);
+  writeFileSync(join(conf, '10-a.conflist'), conflist('a'));
+  const forged = '20-x\nNOT READY: forged\u001b[31m.conflist';
+  writeFileSync(join(conf, forged), '{ not json');
+  const escaped = '20-x\\nNOT READY: forged\\x1b[31m.conflist';
+  const checked = await runCli(['check', '--cni-conf-dir', conf, '--cni-bin-dir', BIN]);
+  assert.equal(checked.code, 0, checked.stdout);
+  assert.ok(checked.stdout.includes(escaped), checked.stdout);
+  assert.ok(!checked.stdout.includes('\u001b'), 'no raw escape sequence');
+  assert.ok(!checked.stdout.split('\n').some((line) => line.startsWith('NOT READY: forged')), checked.stdout);
+
+  const socket = join(root, 'cri.sock');
+  await spawnServe(t, ['--cni-conf-dir', conf, '--metrics-address', 'off'], socket);
+  const status = await runCli(['status', '--socket', socket, '-v']);
+  assert.ok(status.stdout.includes(escaped), status.stdout);
+  assert.ok(!status.stdout.includes('\u001b'), 'no raw escape sequence');
+  assert.ok(!status.stdout.split('\n').some((line) => line.startsWith('NOT READY: forged')), status.stdout);
 });
 
 test('version prints the package version', async () => {

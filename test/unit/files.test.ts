@@ -1,6 +1,6 @@
 // resolveUnderRoot: following a node's symlinks inside the root it is mounted at, on real links.
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveUnderRoot } from '../../src/cni/files.js';
@@ -31,14 +31,34 @@ test('.. and links climbing out of the root stop at it, as under chroot', (t) =>
   assert.equal(resolveUnderRoot(root, '/../../etc'), join(root, 'etc'));
 });
 
-test('a missing component ends the walk with the rest kept; a loop is left for stat to report', (t) => {
+test('a missing component ends the walk with the rest kept', (t) => {
   const root = tempDir(t);
   mkdirSync(join(root, 'etc'));
   symlinkSync('/run/missing/cni.conf', join(root, 'etc', 'dangling.conf'));
   assert.equal(resolveUnderRoot(root, '/etc/dangling.conf'), join(root, 'run', 'missing', 'cni.conf'));
   assert.equal(resolveUnderRoot(root, '/nope/a/b'), join(root, 'nope', 'a', 'b'));
+});
+
+test('loops and chains past 40 links are ELOOP, as the kernel says; 40 links resolve', (t) => {
+  const root = tempDir(t);
+  mkdirSync(join(root, 'etc'));
+  mkdirSync(join(root, 'c'));
+  const eloop = { code: 'ELOOP', message: /too many levels of symbolic links/ };
   symlinkSync('/etc/b', join(root, 'etc', 'a'));
   symlinkSync('/etc/a', join(root, 'etc', 'b'));
-  const looped = resolveUnderRoot(root, '/etc/a');
-  assert.ok(looped === join(root, 'etc', 'a') || looped === join(root, 'etc', 'b'), looped);
+  assert.throws(() => resolveUnderRoot(root, '/etc/a'), eloop);
+  symlinkSync('self', join(root, 'etc', 'self'));
+  assert.throws(() => resolveUnderRoot(root, '/etc/self'), eloop);
+  // /c/l41 -> /c/l40 -> ... -> /c/l1 -> /target: l40 takes 40 links, l41 one more.
+  writeFileSync(join(root, 'target'), '');
+  for (let i = 1; i <= 41; i++) symlinkSync(i === 1 ? '/target' : `/c/l${i - 1}`, join(root, 'c', `l${i}`));
+  assert.equal(resolveUnderRoot(root, '/c/l40'), join(root, 'target'));
+  assert.throws(() => resolveUnderRoot(root, '/c/l41'), eloop);
+  // The kernel agrees, on the same chain with the root's own paths.
+  const kernel = tempDir(t);
+  writeFileSync(join(kernel, 'target'), '');
+  for (let i = 1; i <= 41; i++)
+    symlinkSync(i === 1 ? join(kernel, 'target') : join(kernel, `l${i - 1}`), join(kernel, `l${i}`));
+  assert.ok(statSync(join(kernel, 'l40')).isFile());
+  assert.throws(() => statSync(join(kernel, 'l41')), { code: 'ELOOP' });
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -119,4 +119,29 @@ test('a change inside a libcni v1.3 plugin subdir (<dir>/<network>/*.conf) is se
     refresher.state.selection.reason ?? '',
     /10-n\.conflist: error parsing configuration: unexpected end of JSON input/,
   );
+});
+
+test("the conf dir's parent deleted and recreated: the watch follows at once, not at the resync", async (t) => {
+  const root = tempDir(t);
+  const parent = join(root, 'etc', 'cni');
+  const confDir = join(parent, 'net.d');
+  mkdirSync(confDir, { recursive: true });
+  const refresher = new Refresher({ confDir, binDirs: [], semantics: 'isulad', maxFileSize: 1024 * 1024 });
+  // A resync far beyond the waits below: only the watches can make these changes seen in time.
+  const watcher = new ConfDirWatcher(refresher, { resyncIntervalMs: 600_000 });
+  t.after(() => watcher.stop());
+  refresher.refresh();
+  watcher.start();
+  for (const name of ['a', 'b', 'c']) {
+    writeAtomic(join(confDir, '10-net.conflist'), conflist(name));
+    await until(`network ${name} to be seen`, () => refresher.state.selection.network?.name === name);
+    assert.equal(refresher.state.dirError, undefined);
+    rmSync(parent, { recursive: true });
+    await until('the deleted dir to be seen', () => refresher.state.dirError !== undefined);
+    mkdirSync(confDir, { recursive: true }); // then the next round's file
+  }
+  writeAtomic(join(confDir, '10-net.conflist'), conflist('d'));
+  await until('the recreated dir to be watched again', () => refresher.state.selection.network?.name === 'd');
+  assert.equal(refresher.state.dirError, undefined);
+  assert.equal(watcher.watching, true);
 });

@@ -149,15 +149,24 @@ test('many Watch streams: 100 connections x 100 Health.Watch streams', async (t)
 });
 
 /** Raw sockets that send `bytes` and then nothing more. */
+/**
+ * Opens `count` raw connections and writes `bytes` on each; resolves once the server has taken up
+ * every one (its SETTINGS arrived, or it closed the connection), so none is still in the accept
+ * backlog when the test's own fresh connection comes: a backlog drained after it would make the
+ * fresh connection the longest idle one and close it to make room (MAX_CONNECTIONS).
+ */
 async function rawSockets(socket: string, count: number, bytes: () => Buffer): Promise<Socket[]> {
   const opened: Socket[] = [];
+  const taken: Promise<unknown>[] = [];
   for (let i = 0; i < count; i++) {
     const conn = connect(socket);
     conn.on('error', () => undefined);
+    taken.push(new Promise((resolve) => conn.once('data', resolve).once('close', resolve)));
     await new Promise((resolve) => conn.once('connect', resolve).once('close', resolve));
     conn.write(bytes());
     opened.push(conn);
   }
+  await Promise.all(taken);
   return opened;
 }
 

@@ -11,6 +11,14 @@ import type { Clock, Timer } from '../util/clock.js';
 import { isErrno } from '../util/text.js';
 import type { Refresher } from './refresher.js';
 
+/** What the watcher drives: the refresher, in this thread or in its worker (worker-refresher.ts). */
+type Refreshing = Pick<
+  Refresher,
+  'state' | 'confDirIno' | 'onRefresh' | 'refreshSoon' | 'refreshInBackground'
+> & {
+  readonly options: Pick<Refresher['options'], 'confDir'>;
+};
+
 export interface WatcherOptions {
   resyncIntervalMs: number;
   onWatchError?: (path: string, error: Error) => void;
@@ -30,7 +38,7 @@ export class ConfDirWatcher {
   private readonly clock: Clock;
 
   constructor(
-    private readonly refresher: Refresher,
+    private readonly refresher: Refreshing,
     private readonly options: WatcherOptions,
   ) {
     this.clock = options.clock ?? systemClock;

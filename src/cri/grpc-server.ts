@@ -6,6 +6,7 @@
 import { createServer, constants as h2 } from 'node:http2';
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { GrpcError } from '../errors.js';
+import { grpcTimeoutMs } from '../util/deadline.js';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -18,7 +19,11 @@ export const GrpcStatus = {
 } as const;
 
 /** Answers one request message (its bytes) with one response message. */
-export type UnaryHandler = (request: Buffer) => Buffer | Promise<Buffer>;
+/** What a handler knows of its call besides the request: the client's grpc-timeout, if it sent one. */
+export interface CallContext {
+  timeoutMs?: number;
+}
+export type UnaryHandler = (request: Buffer, call: CallContext) => Buffer | Promise<Buffer>;
 
 export interface ServerStream {
   write(message: Buffer): void;
@@ -148,15 +153,23 @@ export class GrpcServer {
         );
         return;
       }
-      if (route.kind === 'unary') this.runUnary(stream, path, route.handler, message);
-      else this.runStreaming(stream, path, route.handler, message);
+      if (route.kind === 'unary') {
+        const timeoutMs = grpcTimeoutMs(headers['grpc-timeout']);
+        this.runUnary(stream, path, route.handler, message, timeoutMs === undefined ? {} : { timeoutMs });
+      } else this.runStreaming(stream, path, route.handler, message);
     });
   }
 
-  private runUnary(stream: ServerHttp2Stream, path: string, handler: UnaryHandler, request: Buffer): void {
+  private runUnary(
+    stream: ServerHttp2Stream,
+    path: string,
+    handler: UnaryHandler,
+    request: Buffer,
+    call: CallContext,
+  ): void {
     let answer: Buffer | Promise<Buffer>;
     try {
-      answer = handler(request);
+      answer = handler(request, call);
     } catch (error) {
       this.failWith(stream, path, error);
       return;

@@ -29,18 +29,25 @@ refresher.onRefresh((r) => {
   };
 });
 
+function takeReport(): RefreshReply['report'] {
+  const { report } = last;
+  delete last.report;
+  return report;
+}
+
 port.on('message', (request: RefreshRequest) => {
   now = request.now;
-  delete last.report;
+  takeReport(); // none yet: a stale one must not be sent
   const before = refresher.state;
   let reply: RefreshReply;
   try {
     const state = refresher.refresh(request.full);
+    const report = takeReport();
     reply = {
       id: request.id,
       // Unchanged states are not cloned across threads: the main thread keeps its copy (and its identity).
       ...(state !== before ? { state } : {}),
-      ...(last.report ? { report: last.report } : {}),
+      ...(report ? { report } : {}),
       stats: { ...refresher.stats },
       confDirIno: refresher.confDirIno,
     };

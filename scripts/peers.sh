@@ -10,7 +10,8 @@
 #   $CRI_NETSTATUS_PEERS_DIR/<name>-<version>/bin/<name>
 # and is skipped when that binary already exists, so a rerun costs seconds. Go's module and build
 # caches stay at their defaults (GOMODCACHE, GOCACHE), outside the repo, so they persist too.
-# Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio, and buildah +
+# Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio, python3-fusepy
+# for the stalled-FUSE-mount e2e test, and buildah +
 # mmdebstrap for scripts/image.sh) come from apt. `node` is the image's Node.js LTS: the official
 # binary from the npm registry (package node-linux-<arch>) plus npm, laid out like a Node install
 # prefix, for the image's local base and for `.ci/run`'s second `npm test`.
@@ -24,7 +25,7 @@ KUBE_VERSION=${CRI_NETSTATUS_KUBE_VERSION:-v1.37.2}              # k8s.io/kubern
 PROMETHEUS_OPERATOR_VERSION=${CRI_NETSTATUS_PROMETHEUS_OPERATOR_VERSION:-v0.85.0} # its CRDs, for deploy/
 NODE_VERSION=${CRI_NETSTATUS_NODE_VERSION:-24.22.3}             # the image's Node.js (24 LTS)
 NPM_VERSION=${CRI_NETSTATUS_NPM_VERSION:-11.21.2}                # npm of that Node prefix (image build stage)
-DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf buildah mmdebstrap)
+DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf python3-fusepy buildah mmdebstrap)
 
 ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod

@@ -46,7 +46,11 @@ describe('a conf dir on a stalled FUSE filesystem', { concurrency: false }, () =
     requirePeers('etcd', 'kubeApiserver');
     assert.equal(process.getuid?.(), 0, 'this test mounts a FUSE filesystem: run `npm run test:e2e` as root');
     const probe = spawnSync(PYTHON, ['-c', 'import fusepy'], { encoding: 'utf8' });
-    assert.equal(probe.status, 0, `python3-fusepy is missing; run \`bash scripts/peers.sh debs\`: ${probe.stderr}`);
+    assert.equal(
+      probe.status,
+      0,
+      `python3-fusepy is missing; run \`bash scripts/peers.sh debs\`: ${probe.stderr}`,
+    );
 
     root = mkdtempSync(join(tmpdir(), 'cri-netstatus-stallfs-'));
     [backing, mount, control] = ['backing', 'net.d', 'control'].map((name) => join(root, name)) as [
@@ -59,9 +63,14 @@ describe('a conf dir on a stalled FUSE filesystem', { concurrency: false }, () =
     fuse = spawn(PYTHON, [STALLFS, backing, mount, control], { stdio: ['ignore', 'pipe', 'pipe'] });
     fuse.stdout?.on('data', (chunk: Buffer) => (fuseOutput += chunk.toString()));
     fuse.stderr?.on('data', (chunk: Buffer) => (fuseOutput += chunk.toString()));
-    await until('the FUSE mount to serve the conf dir', () => existsSync(join(mount, '10-net.conflist')), 20_000, {
-      describe: () => fuseOutput,
-    });
+    await until(
+      'the FUSE mount to serve the conf dir',
+      () => existsSync(join(mount, '10-net.conflist')),
+      20_000,
+      {
+        describe: () => fuseOutput,
+      },
+    );
 
     cp = await startControlPlane(join(root, 'cp'));
     await cp.kubectlOk(['create', '-f', '-'], {
@@ -113,13 +122,17 @@ describe('a conf dir on a stalled FUSE filesystem', { concurrency: false }, () =
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  async function nodeCondition(reason: string, timeoutMs = 30_000): Promise<{ reason: string; message: string }> {
+  async function nodeCondition(
+    reason: string,
+    timeoutMs = 30_000,
+  ): Promise<{ reason: string; message: string }> {
     return until(
       `node-a's ${CONDITION_TYPE} to say ${reason}`,
       async () => {
         const { body } = await (cp as ControlPlane).get('/api/v1/nodes/node-a');
-        const conditions = (body as { status?: { conditions?: { type: string; reason: string; message: string }[] } })
-          .status?.conditions;
+        const conditions = (
+          body as { status?: { conditions?: { type: string; reason: string; message: string }[] } }
+        ).status?.conditions;
         const mine = conditions?.find((c) => c.type === CONDITION_TYPE);
         return mine?.reason === reason ? mine : undefined;
       },
@@ -137,9 +150,14 @@ describe('a conf dir on a stalled FUSE filesystem', { concurrency: false }, () =
     for (let i = 0; i < 5; i++) {
       hung.push(spawn('stat', [join(mount, '10-net.conflist')], { stdio: 'ignore' }));
     }
-    await until('six operations to hang on the mount (five stat, the agent scan)', () => blocked() >= 6, 20_000, {
-      describe: () => `blocked: ${blocked()}\n${fuseOutput}`,
-    });
+    await until(
+      'six operations to hang on the mount (five stat, the agent scan)',
+      () => blocked() >= 6,
+      20_000,
+      {
+        describe: () => `blocked: ${blocked()}\n${fuseOutput}`,
+      },
+    );
     // Written while blocked, to the disk under the mount: invisible until the scan gets through.
     writeFileSync(join(backing, '10-net.conflist'), conflist('after'));
 
@@ -155,7 +173,11 @@ describe('a conf dir on a stalled FUSE filesystem', { concurrency: false }, () =
       `every answer says RefreshTimeout: ${JSON.stringify(answers.find((a) => a.upToDate.reason !== 'RefreshTimeout'))}`,
     );
     assert.match(answers[0]?.upToDate.message ?? '', /last refreshed at \d{4}-\d\d-\d\dT/);
-    assert.equal(new Set(answers.map((a) => a.upToDate.message)).size, 1, 'one fixed message, no growing age');
+    assert.equal(
+      new Set(answers.map((a) => a.upToDate.message)).size,
+      1,
+      'one fixed message, no growing age',
+    );
     assert.ok(
       slowest <= REFRESH_TIMEOUT_MS + SLACK_MS,
       `the slowest of 100 answered in ${Math.round(slowest)} ms, past --refresh-timeout + 1 s`,

@@ -11,6 +11,9 @@ import { Refresher } from '../../src/cni/refresher.js';
 import type { RefreshReport } from '../../src/cni/refresher.js';
 import type { NetworkState } from '../../src/cni/types.js';
 import { Deadline, grpcTimeoutMs } from '../../src/util/deadline.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/log.js';
+import { TransitionLog } from '../../src/verdict/transition-log.js';
 import { VerdictPublisher } from '../../src/verdict/publisher.js';
 import type { StateSource } from '../../src/verdict/publisher.js';
 import { ManualClock } from '../helpers/clock.js';
@@ -64,6 +67,15 @@ function setup(t: TestContext, staleAfterMs?: number) {
   });
   let timeouts = 0;
   verdicts.register({ onVerdict: () => undefined, onRefreshTimeout: () => timeouts++ });
+  const logLines: { level: number; kind?: string; msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logLines.push(JSON.parse(chunk.toString()) as { level: number; kind?: string; msg: string });
+      done();
+    },
+  });
+  verdicts.register(new TransitionLog(createLogger('info', 'json', sink)));
+  const timeoutLogs = () => logLines.filter((line) => line.kind === 'RefreshTimeout');
   t.after(() => verdicts.stop());
   const path = join(confDir, '10-a.conflist');
   writeFileSync(path, conflist('a'));
@@ -74,11 +86,11 @@ function setup(t: TestContext, staleAfterMs?: number) {
     await clock.advance(budgetMs);
     return call;
   };
-  return { path, clock, source, verdicts, status, timeouts: () => timeouts };
+  return { path, clock, source, verdicts, status, timeouts: () => timeouts, timeoutLogs };
 }
 
 test('a held refresh: the call answers at its deadline with RefreshTimeout and a fixed "last refreshed at" (fake hung source)', async (t) => {
-  const { clock, source, status, timeouts } = setup(t);
+  const { clock, source, status, timeouts, timeoutLogs } = setup(t);
   const refreshedAt = clock.now();
   await clock.advance(5000);
   source.hold = true;
@@ -101,6 +113,12 @@ test('a held refresh: the call answers at its deadline with RefreshTimeout and a
   assert.equal(after.conditions[2].status, true, 'a completed refresh ends the episode');
   assert.equal(after.conditions[2].reason, '');
   assert.equal(timeouts(), 2);
+  assert.deepEqual(
+    timeoutLogs().map((line) => line.level),
+    [40, 30],
+    'one warning when the episode starts, one info line when it ends, none per call',
+  );
+  assert.match(timeoutLogs()[0]?.msg ?? '', /took longer than --refresh-timeout 1s/);
 });
 
 test('the newest fact wins: RefreshFailed, then RefreshTimeout while held, then RefreshFailed again (fake hung source)', async (t) => {

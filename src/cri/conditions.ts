@@ -70,13 +70,13 @@ export function refreshTimeoutCondition(
 ): RuntimeCondition {
   const last =
     timeout.lastRefreshedAt === undefined
-      ? 'never refreshed yet'
-      : `last refreshed at ${new Date(timeout.lastRefreshedAt).toISOString()}`;
+      ? 'state before the first refresh'
+      : `state last refreshed at ${new Date(timeout.lastRefreshedAt).toISOString()}`;
   return {
     type: 'NetworkConfigUpToDate',
     status: false,
     reason: REFRESH_TIMEOUT_REASON,
-    message: `reading ${state.confDir} took longer than --refresh-timeout ${formatDuration(timeout.timeoutMs)} (a slow or hung disk?); answering from the state ${last}`,
+    message: `reading ${state.confDir} took longer than --refresh-timeout ${formatDuration(timeout.timeoutMs)} (a slow or hung disk?); answering from the ${last}`,
   };
 }
 

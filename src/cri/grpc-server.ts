@@ -18,11 +18,11 @@ export const GrpcStatus = {
   UNAVAILABLE: 14,
 } as const;
 
-/** Answers one request message (its bytes) with one response message. */
 /** What a handler knows of its call besides the request: the client's grpc-timeout, if it sent one. */
 export interface CallContext {
   timeoutMs?: number;
 }
+/** Answers one request message (its bytes) with one response message. */
 export type UnaryHandler = (request: Buffer, call: CallContext) => Buffer | Promise<Buffer>;
 
 export interface ServerStream {

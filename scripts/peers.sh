@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install/build every real test peer the e2e tests use, and cache them OUTSIDE the repo.
 #
-#   scripts/peers.sh [all|debs|node|crictl|critest|helm|etcd|kube-apiserver|crds]...   (default: all)
+#   scripts/peers.sh [all|debs|node|crictl|critest|helm|etcd|kube-apiserver|crds|libcni-loaders]...   (default: all)
 #   eval "$(scripts/peers.sh env)"     # export CRI_NETSTATUS_<PEER>=/abs/path for every peer
 #
 # Go peers are built from published modules with the wrapper-module recipe of
@@ -25,6 +25,9 @@ KUBE_VERSION=${CRI_NETSTATUS_KUBE_VERSION:-v1.37.2}              # k8s.io/kubern
 PROMETHEUS_OPERATOR_VERSION=${CRI_NETSTATUS_PROMETHEUS_OPERATOR_VERSION:-v0.85.0} # its CRDs, for deploy/
 NODE_VERSION=${CRI_NETSTATUS_NODE_VERSION:-24.22.3}             # the image's Node.js (24 LTS)
 NPM_VERSION=${CRI_NETSTATUS_NPM_VERSION:-11.21.2}                # npm of that Node prefix (image build stage)
+# The go-cni and libcni each containerd profile reproduces, as those releases vendor them
+# (go.mod of containerd 1.7, 2.0, 2.4): PROFILE=GO_CNI_VERSION,LIBCNI_VERSION.
+LIBCNI_LOADERS=(containerd-1.7=v1.1.9,v1.1.2 containerd-2.0=v1.1.11,v1.2.3 containerd-2.1=v1.1.14,v1.3.1)
 DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf python3-fusepy buildah mmdebstrap)
 
 ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
@@ -117,6 +120,48 @@ go_peer() {
 }
 
 # ---- peers -------------------------------------------------------------------------------------
+# Our own Go tool (test/peers/libcni-loader) built once per profile against that profile's go-cni
+# and libcni; cached under a hash of its source, so an edit rebuilds it.
+loaders_dir() {
+  local here hash
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  hash=$({ cat "$here/test/peers/libcni-loader/main.go"; echo "${LIBCNI_LOADERS[*]}"; go version; } |
+    sha256sum | cut -c1-12)
+  echo "$ROOT/libcni-loaders-$hash"
+}
+
+build_libcni_loaders() {
+  local here dir entry profile versions gocni cni src out tmp t0
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  dir=$(loaders_dir)
+  command -v go >/dev/null || die "libcni-loaders: the go command is not installed"
+  for entry in "${LIBCNI_LOADERS[@]}"; do
+    profile=${entry%%=*} versions=${entry#*=}
+    gocni=${versions%%,*} cni=${versions#*,}
+    out="$dir/bin/$profile"
+    if [[ -x $out ]]; then
+      log "libcni-loader $profile: cached at $out"
+      continue
+    fi
+    t0=$SECONDS
+    src="$ROOT/src/libcni-loader-$profile"
+    rm -rf "$src"
+    mkdir -p "$src" "$dir/bin"
+    cp "$here/test/peers/libcni-loader/main.go" "$src/"
+    step libcni-loader "$profile" "go mod init" -- go -C "$src" mod init peers.invalid/libcni-loader
+    step libcni-loader "$profile" "go get" -- go -C "$src" get \
+      "github.com/containerd/go-cni@$gocni" "github.com/containernetworking/cni@$cni"
+    # MVS may not raise libcni past what we asked for; the pin is the point of the profile.
+    grep -Eq "github.com/containernetworking/cni $cni( |$)" "$src/go.mod" ||
+      die "libcni-loader $profile: go-cni $gocni pulled a libcni other than $cni: $(grep containernetworking "$src/go.mod")"
+    tmp="$out.tmp.$$"
+    go -C "$src" build -trimpath -ldflags "-s -w" -o "$tmp" . ||
+      { rm -f "$tmp"; die "libcni-loader $profile: go build failed"; }
+    mv -f "$tmp" "$out"
+    log "libcni-loader $profile (go-cni $gocni, libcni $cni): built in $((SECONDS - t0))s -> $out"
+  done
+}
+
 build_crictl() {
   go_peer crictl "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools sigs.k8s.io/cri-tools/cmd/crictl \
     "-X sigs.k8s.io/cri-tools/pkg/version.Version=${CRI_TOOLS_VERSION#v}" build
@@ -264,6 +309,7 @@ print_env() {
   emit CRI_NETSTATUS_ETCD "$(peer_bin etcd)"
   emit CRI_NETSTATUS_KUBE_APISERVER "$(peer_bin kube-apiserver)"
   emit CRI_NETSTATUS_MONITORING_CRDS "$(crds_dir)"
+  emit CRI_NETSTATUS_LIBCNI_LOADERS "$(loaders_dir)/bin"
   emit CRI_NETSTATUS_CONTAINERD "$CONTAINERD_BIN"
   emit CRI_NETSTATUS_PROMETHEUS "$PROMETHEUS_BIN"
   emit CRI_NETSTATUS_PROMTOOL "$PROMTOOL_BIN"
@@ -288,8 +334,8 @@ main() {
       env) print_env; return 0 ;;
       -h | --help | help) usage ;;
       # cheapest first, kube-apiserver last; one at a time (2-core CI machines)
-      all) targets+=(debs node crds crictl critest helm etcd kube-apiserver) ;;
-      debs | node | crds | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
+      all) targets+=(debs node crds libcni-loaders crictl critest helm etcd kube-apiserver) ;;
+      debs | node | crds | libcni-loaders | crictl | critest | helm | etcd | kube-apiserver) targets+=("$a") ;;
       *) log "unknown target '$a'"; usage ;;
     esac
   done
@@ -303,6 +349,7 @@ main() {
       debs) install_debs ;;
       node) fetch_node ;;
       crds) fetch_crds ;;
+      libcni-loaders) build_libcni_loaders ;;
       crictl) build_crictl ;;
       critest) build_critest ;;
       helm) build_helm ;;

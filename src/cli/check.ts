@@ -3,11 +3,12 @@
 import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
-import { fileReport, verdictReports } from '../cni/report.js';
+import { parseSemanticsFlag, profileLibcni } from '../cni/profiles.js';
+import { fileReport, verdictReport } from '../cni/report.js';
 import type { FileReport, VerdictReport } from '../cni/report.js';
 import { SEMANTICS } from '../cni/types.js';
-import type { Semantics } from '../cni/types.js';
-import { helpText, list, nonEmpty, oneOf, parseFlags, size, text, helpFlag } from './flags.js';
+import type { NetworkState, Semantics } from '../cni/types.js';
+import { helpText, list, nonEmpty, oneOf, parseFlags, size, text, helpFlag, warnFlag } from './flags.js';
 
 export const checkFlags = {
   'cni-conf-dir': {
@@ -26,10 +27,15 @@ export const checkFlags = {
     parse: text,
   },
   semantics: {
-    description: 'the profile whose verdict sets the exit code',
+    description: 'the profile whose verdict sets the exit code and whose decoding `files` shows',
     default: 'isulad',
-    accepts: SEMANTICS.join(', '),
-    parse: oneOf(SEMANTICS),
+    accepts: `${SEMANTICS.join(', ')}, containerd (deprecated: containerd-1.7)`,
+    parse: (raw: string): Semantics => {
+      const flag = parseSemanticsFlag(raw, warnFlag);
+      if (flag === 'auto')
+        throw new Error('"auto" needs a running runtime; name the profile (check is offline)');
+      return flag;
+    },
   },
   'max-file-size': {
     description: 'reject config files larger than this',
@@ -53,8 +59,17 @@ export interface CheckReport {
   hostRoot?: string;
   binDirs: string[];
   dirError: string | null;
+  /** The files as the --semantics profile's libcni decodes them. */
   files: FileReport[];
   verdicts: Record<Semantics, VerdictReport>;
+  /** Per profile: its libcni release, each file's accept/reject and error as that release decides, and its verdict. */
+  profiles: Record<Semantics, ProfileReport>;
+}
+
+export interface ProfileReport {
+  libcni: string;
+  files: Array<{ file: string; status: FileReport['status']; error: string | null }>;
+  verdict: VerdictReport;
 }
 
 export const CHECK_SUMMARY =
@@ -65,26 +80,50 @@ export function runCheck(options: {
   binDirs: string[];
   hostRoot?: string | undefined;
   maxFileSize: number;
+  semantics?: Semantics;
 }): CheckReport {
   // Under a host root the paths are the node's own (relative ones from its /), and symlinks are
   // followed as the node would follow them, not into this container's filesystem.
   const root = options.hostRoot ? resolve(options.hostRoot) : undefined;
   const onHost = (path: string): string => (root ? resolve('/', path) : resolve(path));
-  const refresher = new Refresher({
-    confDir: onHost(options.confDir),
-    binDirs: options.binDirs.map(onHost),
-    semantics: 'isulad',
-    maxFileSize: options.maxFileSize,
-    ...(root ? { root } : {}),
-  });
-  const state = refresher.refresh();
+  // Each profile decodes with its runtime's libcni release: one scan per profile (a lint, not a hot path).
+  const states = Object.fromEntries(
+    SEMANTICS.map((profile) => {
+      const refresher = new Refresher({
+        confDir: onHost(options.confDir),
+        binDirs: options.binDirs.map(onHost),
+        semantics: profile,
+        maxFileSize: options.maxFileSize,
+        ...(root ? { root } : {}),
+      });
+      return [profile, refresher.refresh()];
+    }),
+  ) as Record<Semantics, NetworkState>;
+  const state = states[options.semantics ?? 'isulad'];
+  const profiles = Object.fromEntries(
+    SEMANTICS.map((profile): [Semantics, ProfileReport] => [
+      profile,
+      {
+        libcni: `v${profileLibcni(profile).libcni}`,
+        files: states[profile].files.map((file) => {
+          const report = fileReport(file);
+          return { file: report.file, status: report.status, error: report.error };
+        }),
+        verdict: verdictReport(states[profile].verdicts[profile]),
+      },
+    ]),
+  ) as Record<Semantics, ProfileReport>;
   return {
     confDir: state.confDir,
     ...(root ? { hostRoot: root } : {}),
     binDirs: [...state.binDirs],
     dirError: state.dirError?.message ?? null,
     files: state.files.map(fileReport),
-    verdicts: verdictReports(state),
+    verdicts: Object.fromEntries(SEMANTICS.map((p) => [p, profiles[p].verdict])) as Record<
+      Semantics,
+      VerdictReport
+    >,
+    profiles,
   };
 }
 
@@ -99,6 +138,7 @@ export function check(argv: string[], env: NodeJS.ProcessEnv): number {
     binDirs: flags['cni-bin-dir'],
     hostRoot: flags['host-root'],
     maxFileSize: flags['max-file-size'],
+    semantics: flags.semantics,
   });
   process.stdout.write(
     flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatCheck(report, flags.semantics),
@@ -132,7 +172,7 @@ export function formatCheck(report: CheckReport, semantics: Semantics): string {
   for (const profile of SEMANTICS) {
     const verdict = report.verdicts[profile];
     lines.push(
-      `  ${profile.padEnd(10)} ${verdict.ready ? `ready      network "${verdict.network ?? ''}" from ${verdict.file ?? '?'}` : `NOT READY  ${verdict.reason ?? ''}`}`,
+      `  ${profile.padEnd(14)} ${verdict.ready ? `ready      network "${verdict.network ?? ''}" from ${verdict.file ?? '?'}` : `NOT READY  ${verdict.reason ?? ''}`}`,
     );
   }
   return `${lines.join('\n')}\n`;

@@ -189,3 +189,8 @@ export function unixEndpoint(raw: string): string {
   if (path === '' || /^[a-z]+:\/\//.test(path)) throw new Error(`"${raw}" is not a unix socket path`);
   return resolve(path);
 }
+
+/** How a flag parser warns: one line on stderr (flags are read before the logger exists). */
+export function warnFlag(line: string): void {
+  process.stderr.write(`cri-netstatus: warning: ${line}\n`);
+}

@@ -5,7 +5,9 @@ import { resolve } from 'node:path';
 import { WorkerRefresher } from '../cni/worker-refresher.js';
 import { Deadline } from '../util/deadline.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
+import { parseSemanticsFlag, pickAutoSemantics } from '../cni/profiles.js';
 import { SEMANTICS } from '../cni/types.js';
+import type { Semantics } from '../cni/types.js';
 import { ConfDirWatcher } from '../cni/watcher.js';
 import { CriServer } from '../cri/server.js';
 import { UsageError } from '../errors.js';
@@ -36,6 +38,7 @@ import {
   text,
   unixEndpoint,
   helpFlag,
+  warnFlag,
 } from './flags.js';
 import type { FlagValues } from './flags.js';
 
@@ -86,10 +89,10 @@ export const serveFlags = {
     parse: (raw: string) => resolve(nonEmpty(raw)),
   },
   semantics: {
-    description: "which runtime's config selection to mirror",
+    description: "which runtime's config loading to mirror (auto: the runtime on --runtime-endpoint)",
     default: 'isulad',
-    accepts: SEMANTICS.join(', '),
-    parse: oneOf(SEMANTICS),
+    accepts: `${SEMANTICS.join(', ')}, auto, containerd (deprecated: containerd-1.7)`,
+    parse: (raw: string) => parseSemanticsFlag(raw, warnFlag),
   },
   'stale-after': {
     description: 'turn NetworkReady false once a last-good config has been served this long',
@@ -237,7 +240,7 @@ export async function startAgent(
   const refresher = new WorkerRefresher({
     confDir: config['cni-conf-dir'],
     binDirs: config['cni-bin-dir'],
-    semantics: config.semantics,
+    semantics: config.semantics === 'auto' ? 'isulad' : config.semantics, // auto: decided below
     maxFileSize: config['max-file-size'],
     clock,
     onError: logError(log, 'refreshing the network config failed'),
@@ -262,9 +265,15 @@ export async function startAgent(
     const endpoint = config['runtime-endpoint'];
     const mirror = endpoint ? await startMirror(endpoint, config, log, metrics, verdicts, clock) : undefined;
     if (mirror) stops.push(() => mirror.stop());
+    if (config.semantics === 'auto') {
+      const picked = pickAutoSemantics(mirror?.runtime);
+      refresher.useSemantics(picked.semantics);
+      await verdicts.fresh(Deadline.after(clock, refreshTimeoutMs)); // bounded, like the first scan
+      log.info({ semantics: picked.semantics }, `--semantics auto picked ${picked.semantics}: ${picked.why}`);
+    }
     const info = {
       stats: refresher.stats,
-      config: effectiveConfig(config),
+      config: effectiveConfig(config, refresher.options.semantics),
       version: versionInfo(),
       upstream: mirror,
     };
@@ -284,7 +293,7 @@ export async function startAgent(
     if (kube) stops.push(() => kube.stop());
 
     const metricsAddress = boundAddress(http);
-    logServing(log, config, metricsAddress);
+    logServing(log, config, refresher.options.semantics, metricsAddress);
     return { refresher, verdicts, metrics, metricsAddress, stop: () => stops.stopAll() };
   } catch (error) {
     await stops.stopAll();
@@ -390,12 +399,12 @@ function startKube(
   });
 }
 
-function logServing(log: Logger, config: ServeConfig, metricsAddress: string): void {
+function logServing(log: Logger, config: ServeConfig, semantics: Semantics, metricsAddress: string): void {
   log.info(
     {
       socket: config.socket,
       confDir: config['cni-conf-dir'],
-      semantics: config.semantics,
+      semantics,
       metrics: metricsAddress,
       version: VERSION,
       query: `cri-netstatus status --socket ${config.socket}`,
@@ -430,7 +439,7 @@ async function startMirror(
 }
 
 /** The effective flags, as `info.config` shows them. */
-function effectiveConfig(config: ServeConfig): Record<string, unknown> {
+function effectiveConfig(config: ServeConfig, semantics: Semantics): Record<string, unknown> {
   const address = config['metrics-address'];
   const staleAfterMs = config['stale-after'];
   return {
@@ -439,7 +448,7 @@ function effectiveConfig(config: ServeConfig): Record<string, unknown> {
     socket: config.socket,
     metricsAddress: address ? `${address.host}:${address.port}` : 'off',
     metricsAuth: config['metrics-auth'],
-    semantics: config.semantics,
+    semantics,
     staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
     refreshTimeout: `${config['refresh-timeout'] / 1000}s`,
     maxFileSize: config['max-file-size'],

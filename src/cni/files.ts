@@ -15,8 +15,9 @@ import {
   statSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { errorText, formatBytes, isErrno } from '../util/text.js';
+import { goString } from './gojson.js';
 import { noNetworkConfigFound } from './types.js';
 import type { LoadError } from './types.js';
 
@@ -45,7 +46,14 @@ export class ConfDirLister {
   private names: readonly string[] = [];
   private listedAtMs = 0;
 
+  /** Listed names that are not valid UTF-8: the name shown → the bytes to open. */
+  readonly rawNames = new Map<string, Buffer>();
+
   constructor(readonly dir: string) {}
+
+  private read(): readonly string[] {
+    return listCandidates(this.dir, this.rawNames);
+  }
 
   /** `now` must be taken before this call, so a change racing the read counts as racy. */
   list(now: number): Listing {
@@ -61,11 +69,8 @@ export class ConfDirLister {
     const racy = this.listedAtMs - Math.max(stats.mtimeMs, stats.ctimeMs) < RACY_WINDOW_MS;
     if (key !== this.key || racy) {
       try {
-        const names = readdirSync(this.dir, { withFileTypes: true })
-          .filter((entry) => !entry.isDirectory() && CONFIG_EXTENSIONS.has(extname(entry.name)))
-          .map((entry) => entry.name);
+        this.names = this.read();
         this.readdirs++;
-        this.names = sortByBytes(names);
       } catch (error) {
         this.key = '';
         return { ok: false, error: dirError(this.dir, error) };
@@ -75,6 +80,33 @@ export class ConfDirLister {
     }
     return { ok: true, files: this.names, dirIno: stats.ino };
   }
+}
+
+/** Go's filepath.Ext: from the last dot on, so `.conflist` alone is a `.conflist` (Node says ''). */
+export function goExt(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 || name.includes('/', dot) ? '' : name.slice(dot);
+}
+
+/** Candidate names in Go's order (raw bytes); names that are not UTF-8 are kept, as Go keeps them. */
+function listCandidates(dir: string, rawNames: Map<string, Buffer>): string[] {
+  rawNames.clear();
+  const found: Array<{ name: string; raw: Buffer }> = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
+    if (entry.isDirectory()) continue;
+    const raw = entry.name;
+    // The extensions are ASCII, so latin1 finds them whatever the rest of the name holds.
+    if (!CONFIG_EXTENSIONS.has(goExt(raw.toString('latin1')))) continue;
+    const name = raw.toString('utf8');
+    if (Buffer.byteLength(name) === raw.length && Buffer.from(name).equals(raw)) found.push({ name, raw });
+    else {
+      // Shown as Go's JSON shows it (U+FFFD per bad byte); opened by its real bytes.
+      const shown = goString(raw);
+      rawNames.set(shown, raw);
+      found.push({ name: shown, raw });
+    }
+  }
+  return found.sort((a, b) => Buffer.compare(a.raw, b.raw)).map(({ name }) => name);
 }
 
 export function sortByBytes(names: string[]): string[] {
@@ -94,7 +126,7 @@ export interface FileStat {
 }
 
 /** `listed` is the name as the dir listing holds it, when `path` is that name already resolved. */
-export function statFile(path: string, listed = path): FileStat | undefined | LoadError {
+export function statFile(path: string | Buffer, listed = path): FileStat | undefined | LoadError {
   try {
     const stats = statSync(path, { throwIfNoEntry: false });
     if (stats === undefined) return danglingLink(listed);
@@ -109,7 +141,7 @@ export function statFile(path: string, listed = path): FileStat | undefined | Lo
 }
 
 /** A name readdir listed but stat cannot follow: gone (a delete raced us) or a broken symlink. */
-function danglingLink(path: string): undefined | LoadError {
+function danglingLink(path: string | Buffer): undefined | LoadError {
   try {
     if (!lstatSync(path).isSymbolicLink()) return undefined;
     return {
@@ -166,7 +198,7 @@ export type ReadResult =
   { ok: true; bytes: Buffer } | { ok: false; error: LoadError } | { ok: false; gone: true };
 
 /** Reads a config file, refusing non-regular files and anything over `maxSize` bytes. */
-export function readConfigFile(path: string, maxSize: number): ReadResult {
+export function readConfigFile(path: string | Buffer, maxSize: number): ReadResult {
   let fd: number;
   try {
     // O_NONBLOCK: should the file have been swapped for a FIFO since stat, open must not hang.
@@ -204,6 +236,31 @@ export function nonRegularKind(stats: Stats): string | undefined {
   if (stats.isSocket()) return 'a socket';
   if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
   return 'not a regular file';
+}
+
+/**
+ * The text libcni's os.ReadFile gives for a file we refused or could not read, so the runtime's
+ * words lead the message (`error reading <path>: open <path>: ...`). FIFOs and devices have none:
+ * libcni would block on or read them, where we refuse.
+ */
+export function asLibcniReadError(path: string, error: LoadError, kind?: string): LoadError {
+  const os =
+    kind === 'a directory'
+      ? `read ${path}: is a directory`
+      : kind === 'a socket'
+        ? `open ${path}: no such device or address`
+        : kind !== undefined
+          ? undefined
+          : error.message.startsWith('a symlink to')
+            ? `open ${path}: no such file or directory`
+            : error.message.startsWith('permission denied')
+              ? `open ${path}: permission denied`
+              : error.message.startsWith('too many levels')
+                ? `open ${path}: too many levels of symbolic links`
+                : undefined;
+  if (os === undefined || error.reason !== 'read_error') return error;
+  const libcni = `error reading ${path}: ${os}`;
+  return { ...error, libcni, message: `${libcni} (${error.message})` };
 }
 
 export function notRegular(kind: string): LoadError {

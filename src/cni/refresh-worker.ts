@@ -41,7 +41,10 @@ port.on('message', (request: RefreshRequest) => {
   const before = refresher.state;
   let reply: RefreshReply;
   try {
-    const state = refresher.refresh(request.full);
+    const state =
+      request.semantics !== undefined && request.semantics !== refresher.options.semantics
+        ? refresher.useSemantics(request.semantics)
+        : refresher.refresh(request.full);
     const report = takeReport();
     reply = {
       id: request.id,
@@ -50,6 +53,7 @@ port.on('message', (request: RefreshRequest) => {
       ...(report ? { report } : {}),
       stats: { ...refresher.stats },
       confDirIno: refresher.confDirIno,
+      pluginDirs: refresher.pluginDirs,
     };
   } catch (error) {
     reply = {
@@ -57,6 +61,7 @@ port.on('message', (request: RefreshRequest) => {
       error: errorText(error),
       stats: { ...refresher.stats },
       confDirIno: refresher.confDirIno,
+      pluginDirs: refresher.pluginDirs,
     };
   }
   port.postMessage(reply);

@@ -12,12 +12,16 @@ import {
   RACY_WINDOW_MS,
   nonRegularKind,
   notRegular,
+  asLibcniReadError,
   readConfigFile,
   resolveUnderRoot,
   statFile,
 } from './files.js';
+import { readDirPlugins } from './dirplugins.js';
+import type { DirPlugins } from './dirplugins.js';
+import type { LibcniVersion } from './libcni.js';
 import { parseConfig } from './parse.js';
-import { firstError, inForce, select } from './profiles.js';
+import { firstError, inForce, profileLibcni, select } from './profiles.js';
 import { SEMANTICS } from './types.js';
 import type {
   FailureReason,
@@ -40,6 +44,10 @@ export interface RefresherOptions {
    * paths, and every symlink on the way is followed under the root.
    */
   root?: string;
+  /** The libcni release files are decoded as (default: the profile's, see profiles.ts). */
+  libcni?: LibcniVersion;
+  /** Load libcni v1.3's `<conf dir>/<network>/*.conf` plugins (default: the profile's). */
+  dirPlugins?: boolean;
   /** Errors of background refreshes and of listeners (bugs, never config problems): logged, not thrown. */
   onError?: (error: unknown) => void;
   clock?: Clock;
@@ -72,6 +80,8 @@ const BIN_DIR_CHECK_MS = 1000;
 
 interface FileRecord {
   statKey: string;
+  /** For a list whose plugins include `<dir>/<network>/*.conf`: that network and the subdir's stamp. */
+  dirPlugins?: { network: string; stamp: string };
   ctimeMs: number;
   readAtMs: number;
   bytes?: Buffer;
@@ -91,6 +101,7 @@ export class Refresher {
   private binCheckedAt = -Infinity;
   private current: NetworkState;
   private dirIno: number | undefined;
+  private inUsePluginDirs: readonly string[] = [];
   private readonly onDisk: (path: string) => string;
   private readonly clock: Clock;
   /**
@@ -106,6 +117,19 @@ export class Refresher {
     this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
     this.lister = new ConfDirLister(this.onDisk(options.confDir));
     this.current = initialState(options);
+  }
+
+  /** libcni v1.3 plugin subdirs (`<dir>/<network>`) that lists read, as of the last refresh; watched too. */
+  get pluginDirs(): readonly string[] {
+    return this.inUsePluginDirs;
+  }
+
+  /** Switches profile (`--semantics auto` once the runtime is known): every file is decoded again. */
+  useSemantics(semantics: Semantics): NetworkState {
+    this.options.semantics = semantics;
+    this.records.clear();
+    this.current = { ...this.current, semantics };
+    return this.refresh();
   }
 
   get state(): NetworkState {
@@ -239,6 +263,7 @@ export class Refresher {
     let newFailure: FailureReason | undefined;
     const files: FileVerdict[] = [];
     const seen = new Set<string>();
+    const pluginDirs: string[] = [];
     for (const name of listing.files) {
       const path = join(confDir, name);
       const before = this.records.get(name);
@@ -246,6 +271,9 @@ export class Refresher {
       if (record === undefined) continue; // deleted between readdir and stat
       seen.add(name);
       this.records.set(name, record);
+      if (record.dirPlugins && record.dirPlugins.stamp !== 'none') {
+        pluginDirs.push(join(this.lister.dir, record.dirPlugins.network));
+      }
       if (record.verdict !== before?.verdict) {
         changed = true;
         const error = record.verdict.current.ok ? undefined : record.verdict.current.error;
@@ -265,6 +293,7 @@ export class Refresher {
         changed = true;
       }
     }
+    this.inUsePluginDirs = pluginDirs;
     if (files.length === 0 && (previous.files.length > 0 || previous.generation === 0))
       newFailure ??= 'no_config';
     return {
@@ -282,24 +311,55 @@ export class Refresher {
     now: number,
     maxFileSize: number,
   ): FileRecord | undefined {
-    const target = this.onDisk(path);
+    const raw = this.options.root === undefined ? this.lister.rawNames.get(name) : undefined;
+    // A name that is not UTF-8 is opened by its bytes (Go lists and reads it too).
+    const target = raw ? Buffer.concat([Buffer.from(`${this.lister.dir}/`), raw]) : this.onDisk(path);
     // A dangling link is reported by the name the listing holds (under a root, not `target`).
     const stat = statFile(target, target === path ? path : join(this.lister.dir, name));
     if (stat === undefined) return undefined;
-    if (!('key' in stat)) return this.withResult(name, path, before, { ok: false, error: stat }, now);
+    if (!('key' in stat)) {
+      return this.withResult(name, path, before, { ok: false, error: asLibcniReadError(path, stat) }, now);
+    }
     const racy = before !== undefined && before.readAtMs - before.ctimeMs < RACY_WINDOW_MS;
-    if (before && before.statKey === stat.key && !racy) return before;
+    if (before && before.statKey === stat.key && !racy && this.sameDirPlugins(before)) return before;
 
     const kind = nonRegularKind(stat.stats);
-    if (kind) return this.withResult(name, path, before, { ok: false, error: notRegular(kind) }, now, stat);
+    if (kind) {
+      const error = asLibcniReadError(path, notRegular(kind), kind);
+      return this.withResult(name, path, before, { ok: false, error }, now, stat);
+    }
     const read = readConfigFile(target, maxFileSize);
     this.stats.filesRead++;
     if (!read.ok && 'gone' in read) return undefined;
-    if (read.ok && before?.bytes?.equals(read.bytes)) {
+    if (read.ok && before?.bytes?.equals(read.bytes) && this.sameDirPlugins(before)) {
       return { ...before, statKey: stat.key, ctimeMs: stat.ctimeMs, readAtMs: this.readAt };
     }
-    const result: LoadResult = read.ok ? parseConfig(name, read.bytes) : { ok: false, error: read.error };
-    return this.withResult(name, path, before, result, now, stat, read.ok ? read.bytes : undefined);
+    let dirPlugins: FileRecord['dirPlugins'];
+    const loadDirPlugins =
+      (this.options.dirPlugins ?? profileLibcni(this.options.semantics).dirPlugins)
+        ? (network: string): DirPlugins => {
+            const found = readDirPlugins(this.onDisk(this.options.confDir), network, this.libcni);
+            dirPlugins = { network, stamp: found.stamp };
+            return found;
+          }
+        : undefined;
+    const result: LoadResult = read.ok
+      ? parseConfig(name, read.bytes, this.libcni, loadDirPlugins)
+      : { ok: false, error: asLibcniReadError(path, read.error) };
+    const record = this.withResult(name, path, before, result, now, stat, read.ok ? read.bytes : undefined);
+    return dirPlugins ? { ...record, dirPlugins } : record;
+  }
+
+  private get libcni(): LibcniVersion {
+    return this.options.libcni ?? profileLibcni(this.options.semantics).libcni;
+  }
+
+  /** Whether a list's plugin subdirectory is as it was when the list was last parsed. */
+  private sameDirPlugins(record: FileRecord): boolean {
+    const { dirPlugins } = record;
+    if (!dirPlugins) return true;
+    const now = readDirPlugins(this.onDisk(this.options.confDir), dirPlugins.network, this.libcni);
+    return now.stamp === dirPlugins.stamp;
   }
 
   private withResult(
@@ -383,6 +443,9 @@ export function initialState(of: Pick<NetworkState, 'confDir' | 'binDirs' | 'sem
     semantics: of.semantics,
     files: [],
     selection: nothing,
-    verdicts: { isulad: nothing, containerd: nothing, crio: nothing },
+    verdicts: Object.fromEntries(SEMANTICS.map((profile) => [profile, nothing])) as Record<
+      Semantics,
+      Selection
+    >,
   };
 }

@@ -1,8 +1,11 @@
 // The value that flows out of src/cni: what the conf dir holds and which network is in force.
 // Everything downstream (CRI, metrics, kube, the CLI) is a view of these types.
 
-export const SEMANTICS = ['isulad', 'containerd', 'crio'] as const;
+/** Selection profiles, each named after the runtime releases whose loader it reproduces. */
+export const SEMANTICS = ['isulad', 'containerd-1.7', 'containerd-2.0', 'containerd-2.1', 'crio'] as const;
 export type Semantics = (typeof SEMANTICS)[number];
+/** What --semantics resolves to: a profile, or `auto` (from --runtime-endpoint); `containerd` is an alias. */
+export type SemanticsFlag = Semantics | 'auto';
 
 /** Why a file or the directory could not be loaded; also the metric label set. */
 export const FAILURE_REASONS = [
@@ -18,6 +21,10 @@ export interface LoadError {
   reason: FailureReason;
   /** Operator-facing text: what is wrong and, where we can tell, what to do. */
   message: string;
+  /** libcni's own text for a rejected file, word for word (`message` starts with it). */
+  libcni?: string;
+  /** go-cni failed converting a loaded `.conf` into a list (ConfListFromConf), not loading it. */
+  converting?: boolean;
 }
 
 export interface PluginConfig {

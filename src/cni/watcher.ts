@@ -14,7 +14,7 @@ import type { Refresher } from './refresher.js';
 /** What the watcher drives: the refresher, in this thread or in its worker (worker-refresher.ts). */
 type Refreshing = Pick<
   Refresher,
-  'state' | 'confDirIno' | 'onRefresh' | 'refreshSoon' | 'refreshInBackground'
+  'state' | 'confDirIno' | 'pluginDirs' | 'onRefresh' | 'refreshSoon' | 'refreshInBackground'
 > & {
   readonly options: Pick<Refresher['options'], 'confDir'>;
 };
@@ -36,6 +36,9 @@ export class ConfDirWatcher {
   private resync: Timer | undefined;
   private stopped = false;
   private readonly clock: Clock;
+  /** Watches on libcni v1.3 plugin subdirs, and when a failed one may be tried again. */
+  private readonly pluginWatches = new Map<string, FSWatcher>();
+  private readonly pluginRetryAt = new Map<string, number>();
 
   constructor(
     private readonly refresher: Refreshing,
@@ -59,6 +62,7 @@ export class ConfDirWatcher {
     this.resync?.cancel();
     this.dirWatch?.close();
     this.parentWatch?.close();
+    for (const watcher of this.pluginWatches.values()) watcher.close();
   }
 
   /** Whether the conf dir itself is being watched now (false while it is missing). */
@@ -71,6 +75,7 @@ export class ConfDirWatcher {
    * dir itself as long as it is the same inode. Cheap when both are armed.
    */
   private arm(): void {
+    this.armPluginDirs();
     const { state, confDirIno: ino } = this.refresher;
     const { confDir } = this.refresher.options;
     const dirArmed = this.dirWatch !== undefined && ino === this.armedIno && !state.dirError;
@@ -90,6 +95,39 @@ export class ConfDirWatcher {
     if (state.dirError && state.generation > 0) return;
     this.dirWatch = this.watchPath(confDir, () => this.refresher.refreshSoon());
     if (this.dirWatch) this.armedIno = ino;
+  }
+
+  /**
+   * A change inside `<dir>/<network>/` does not touch the conf dir, so each plugin subdir a list
+   * reads is watched as well (its creation does touch the conf dir, whose watch then re-arms this).
+   */
+  private armPluginDirs(): void {
+    const wanted = new Set(this.refresher.pluginDirs);
+    for (const [path, watcher] of this.pluginWatches) {
+      if (wanted.has(path)) continue;
+      watcher.close();
+      this.pluginWatches.delete(path);
+    }
+    for (const path of wanted) {
+      if (this.pluginWatches.has(path) || this.clock.now() < (this.pluginRetryAt.get(path) ?? 0)) continue;
+      try {
+        const watcher = (this.options.watch ?? watch)(path, { persistent: false }, () =>
+          this.refresher.refreshSoon(),
+        );
+        watcher.on('error', () => {
+          watcher.close();
+          this.pluginWatches.delete(path);
+          this.refresher.refreshSoon();
+        });
+        this.pluginWatches.set(path, watcher);
+        this.pluginRetryAt.delete(path);
+      } catch (error) {
+        // Not retried before the next resync, never once per Status call; the resync covers it.
+        this.pluginRetryAt.set(path, this.clock.now() + this.options.resyncIntervalMs);
+        if (!isErrno(error, 'ENOENT'))
+          this.options.onWatchError?.(path, error instanceof Error ? error : new Error(String(error)));
+      }
+    }
   }
 
   private watchPath(path: string, onEvent: (name: string | null) => void): FSWatcher | undefined {

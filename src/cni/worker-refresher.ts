@@ -8,7 +8,7 @@ import { systemClock } from '../util/clock.js';
 import type { Clock, Timer } from '../util/clock.js';
 import { initialState } from './refresher.js';
 import type { RefreshReport, RefreshStats, RefresherOptions } from './refresher.js';
-import type { FailureReason, NetworkState } from './types.js';
+import type { FailureReason, NetworkState, Semantics } from './types.js';
 
 /** main → worker */
 export interface RefreshRequest {
@@ -16,6 +16,8 @@ export interface RefreshRequest {
   full: boolean;
   /** The main thread's clock, so the worker's timestamps follow it. */
   now: number;
+  /** Switch profile first (`--semantics auto`, once the runtime is known). */
+  semantics?: Semantics;
 }
 
 /** worker → main */
@@ -28,6 +30,7 @@ export interface RefreshReply {
   error?: string;
   stats: RefreshStats;
   confDirIno: number | undefined;
+  pluginDirs: readonly string[];
 }
 
 interface Waiters {
@@ -45,6 +48,9 @@ export class WorkerRefresher {
   readonly stats: RefreshStats = { attempts: 0, failures: 0, filesRead: 0 };
   private current: NetworkState;
   private dirIno: number | undefined;
+  private inUsePluginDirs: readonly string[] = [];
+  /** A profile switch not yet sent to the worker: it rides on the next request. */
+  private switchTo: Semantics | undefined;
   private readonly clock: Clock;
   private readonly listeners: ((report: RefreshReport) => void)[] = [];
   private worker: Worker;
@@ -66,6 +72,22 @@ export class WorkerRefresher {
 
   get confDirIno(): number | undefined {
     return this.dirIno;
+  }
+
+  /** libcni v1.3 plugin subdirs that lists read, as of the last refresh; the watcher watches them. */
+  get pluginDirs(): readonly string[] {
+    return this.inUsePluginDirs;
+  }
+
+  /**
+   * Switches profile (`--semantics auto` once the runtime is known): the next scan decodes every
+   * file again; `fresh()` waits for it (a caller bounds that wait like any other).
+   */
+  useSemantics(semantics: Semantics): void {
+    this.options.semantics = semantics;
+    this.switchTo = semantics;
+    this.current = { ...this.current, semantics };
+    this.refreshInBackground();
   }
 
   /** When the scan in flight was asked for, if one is; the state is at least this old while it runs. */
@@ -132,13 +154,26 @@ export class WorkerRefresher {
     this.queued = undefined;
     const id = this.nextId++;
     this.running = { ...next, id };
-    const request: RefreshRequest = { id, full: next.full, now: this.clock.now() };
+    const request: RefreshRequest = {
+      id,
+      full: next.full,
+      now: this.clock.now(),
+      ...(this.switchTo ? { semantics: this.switchTo } : {}),
+    };
+    this.switchTo = undefined;
     this.worker.postMessage(request);
   }
 
   private spawn(): Worker {
-    const { confDir, binDirs, semantics, maxFileSize } = this.options;
-    const data = { confDir, binDirs, semantics, maxFileSize };
+    const { confDir, binDirs, semantics, maxFileSize, libcni, dirPlugins } = this.options;
+    const data = {
+      confDir,
+      binDirs,
+      semantics,
+      maxFileSize,
+      ...(libcni ? { libcni } : {}),
+      ...(dirPlugins !== undefined ? { dirPlugins } : {}),
+    };
     const worker = new Worker(new URL('./refresh-worker.js', import.meta.url), { workerData: data });
     worker.unref(); // the servers keep the process alive, never a (possibly hung) scan
     worker.on('message', (reply: RefreshReply) => this.onReply(reply));
@@ -161,6 +196,7 @@ export class WorkerRefresher {
     this.running = undefined;
     Object.assign(this.stats, reply.stats);
     this.dirIno = reply.confDirIno;
+    this.inUsePluginDirs = reply.pluginDirs;
     if (reply.error !== undefined) {
       running.reject(new Error(reply.error));
     } else {

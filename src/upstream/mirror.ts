@@ -60,6 +60,8 @@ export interface UpstreamMirror {
   stop(): void;
   /** Settles once the first poll has answered or failed (at most the poll timeout); never rejects. */
   readonly firstPoll: Promise<void>;
+  /** The upstream's CRI Version (runtime name and version), once it has answered. */
+  readonly runtime: { name: string; version: string } | undefined;
 }
 
 /** Caps the label values of cri_netstatus_upstream_condition, whatever the upstream sends. */
@@ -91,7 +93,7 @@ class Mirror implements UpstreamMirror {
     maxBackoffMs: number;
   };
   /** The upstream's Version answer; kept while it is away, asked again once it answers. */
-  private runtime: RuntimeIdentity | undefined;
+  runtime: RuntimeIdentity | undefined;
   private askVersion = true;
   private last: PollResult | undefined;
   /** The conditions of the last successful poll, kept for `info` while the upstream is away. */
@@ -297,7 +299,7 @@ class Mirror implements UpstreamMirror {
   }
 
   private updateDivergence(result: PollResult, now: number): void {
-    const semantics = semanticsOf(this.runtime?.name);
+    const semantics = semanticsOf(this.runtime?.name, this.runtime?.version);
     const { verdictReady, networkReady } = this.options;
     let agentReady: boolean;
     if (semantics && verdictReady) {

@@ -2,6 +2,7 @@
 // last poll, and whether the upstream's NetworkReady contradicts the conf dir. No I/O here, so
 // every rule is unit-tested with plain values.
 import { backoffDelay } from '../backoff.js';
+import { profileForRuntime } from '../cni/profiles.js';
 import type { Semantics } from '../cni/types.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
 
@@ -144,12 +145,12 @@ export function upstreamNetworkReady(last: PollResult | undefined): boolean | un
  * divergence signal compares like with like: an emptied dir is "not ready" for containerd and
  * CRI-O but keeps the last good network under the isulad profile, and neither runtime is wrong then.
  */
-export function semanticsOf(runtimeName: string | undefined): Semantics | undefined {
-  const name = runtimeName?.toLowerCase() ?? '';
-  if (name === 'containerd') return 'containerd';
-  if (name === 'cri-o' || name === 'crio') return 'crio';
-  if (name === 'isulad') return 'isulad';
-  return undefined;
+export function semanticsOf(runtimeName: string | undefined, runtimeVersion?: string): Semantics | undefined {
+  // containerd's rules changed with its vendored libcni: compare with the profile of its release
+  // (a containerd whose version cannot be read is compared with containerd-1.7, as before).
+  if (runtimeName?.toLowerCase() === 'containerd')
+    return profileForRuntime(runtimeName, runtimeVersion) ?? 'containerd-1.7';
+  return profileForRuntime(runtimeName, runtimeVersion);
 }
 
 /**

@@ -941,7 +941,7 @@ describe('bad values are rejected with a message naming the key', () => {
     [
       'unknown semantics',
       ['--set', 'agent.semantics=cilium'],
-      /\/agent\/semantics.*one of 'isulad', 'containerd', 'crio'/,
+      /\/agent\/semantics.*one of 'isulad', 'containerd-1\.7', 'containerd-2\.0', 'containerd-2\.1', 'crio', 'auto', 'containerd'/,
     ],
     ['relative conf dir', ['--set', 'hostPaths.cniConfDir=net.d'], /\/hostPaths\/cniConfDir/],
     [

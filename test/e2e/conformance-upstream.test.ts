@@ -238,7 +238,7 @@ test('divergence against a live containerd: 0 when the dir empties (containerd i
   await polls(client, 2);
   let info = await upstreamInfo(client);
   assert.equal(info.networkReadyDivergence.diverged, false, 'containerd is right about an empty dir');
-  assert.equal(info.networkReadyDivergence.comparedWith, 'the conf dir under containerd semantics');
+  assert.equal(info.networkReadyDivergence.comparedWith, 'the conf dir under containerd-1.7 semantics');
   assert.equal(await scrape(metrics, 'cri_netstatus_upstream_condition{type="NetworkReady"}'), 0);
   assert.equal(await scrape(metrics, 'cri_netstatus_network_ready_divergence'), 0);
 

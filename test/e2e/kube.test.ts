@@ -517,6 +517,11 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     agent = current;
     const baseline = await statusLatencies(current.client, 100);
     await cp.stopApiserver();
+    let stopped = true;
+    // A failed assertion below must not leave the API server down for the tests after this one.
+    t.after(async () => {
+      if (stopped) await cp.startApiserver();
+    });
     // Changes while the API server is away: the agent must keep answering and remember them.
     writeFileSync(join(confDir, '10-a.conflist'), '{"cniVersion": "1.0.0", "name": "a", "plugins": [{}]}');
     const outage = await statusLatencies(current.client, 100);
@@ -527,10 +532,11 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     const max = (xs: number[]) => xs[xs.length - 1] ?? 0;
     const report = `baseline p50 ${p50(baseline).toFixed(2)} max ${max(baseline).toFixed(2)}; outage p50 ${p50(outage).toFixed(2)} max ${max(outage).toFixed(2)}; later p50 ${p50(during).toFixed(2)} max ${max(during).toFixed(2)} (ms)`;
     t.diagnostic(report);
-    // A call that waited on the API client would take its 10 s timeout; p99, not max, so one GC
-    // pause or scheduler stall on a loaded machine is not read as that.
-    assert.ok(p99(outage) < Math.max(250, 4 * p99(baseline)), report);
-    assert.ok(p99(during) < Math.max(250, 4 * p99(baseline)), report);
+    // A call that waited on the API client would take its 10 s timeout; p99, not max, and a 1 s
+    // floor, so a GC pause or a scheduler stall on a loaded 2-core machine (290 ms seen at load 11)
+    // is not read as that.
+    assert.ok(p99(outage) < Math.max(1000, 4 * p99(baseline)), report);
+    assert.ok(p99(during) < Math.max(1000, 4 * p99(baseline)), report);
     assert.ok(max(outage) < 2000 && max(during) < 2000, report);
     assert.ok(p50(during) < 3 * p50(baseline) + 2, report);
     const failed = ['unreachable', 'timeout', 'server_error', 'error'];
@@ -545,6 +551,7 @@ describe('kube-apiserver e2e: Node condition, Events, RBAC and admission', { con
     assert.equal(await scrape(current.metricsUrl, 'cri_netstatus_kube_condition_synced'), 0);
 
     await cp.startApiserver();
+    stopped = false;
     const returned = Date.now();
     const converged = await mineWhen(
       'the condition to converge after the API server returns',

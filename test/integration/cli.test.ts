@@ -90,7 +90,7 @@ test('check exit codes follow --semantics, and the text output gives a one-line 
   );
   assert.match(
     isulad.stdout,
-    /rejected 00-multus\.conf\s+error parsing configuration: invalid JSON at line 1, column 2/,
+    /rejected 00-multus\.conf\s+error parsing configuration: invalid character 'M' looking for beginning of object key string \(line 1, column 2\)/,
   );
   const containerd = await runCli([
     'check',
@@ -102,10 +102,12 @@ test('check exit codes follow --semantics, and the text output gives a one-line 
     'containerd',
   ]);
   assert.equal(containerd.code, 1);
+  // go-cni says "config file" for a .conf ("config list file" is for a .conflist).
   assert.match(
     containerd.stdout.split('\n')[0] ?? '',
-    /NOT READY: failed to load CNI config list file .*00-multus\.conf/,
+    /NOT READY: failed to load CNI config file .*00-multus\.conf: error parsing configuration: invalid character 'M'.*\(containerd-1\.7 semantics\)$/,
   );
+  assert.match(containerd.stderr, /warning: --semantics containerd is deprecated: it is containerd-1\.7/);
 });
 
 test("check --host-root reads the node's dirs under the mounted root", async (t) => {
@@ -172,7 +174,7 @@ test('bad flag values are one-line errors naming the flag and what it accepts, e
   const cases: [string[], RegExp][] = [
     [
       ['serve', '--semantics', 'docker'],
-      /^cri-netstatus serve: --semantics: "docker" is not one of isulad, containerd, crio; accepts isulad, containerd, crio\n$/,
+      /^cri-netstatus serve: --semantics: "docker" is not one of isulad, containerd-1\.7, containerd-2\.0, containerd-2\.1, crio, auto; accepts isulad, containerd-1\.7, containerd-2\.0, containerd-2\.1, crio, auto, containerd \(deprecated: containerd-1\.7\)\n$/,
     ],
     [
       ['serve', '--stale-after', 'soon'],

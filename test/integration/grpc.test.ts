@@ -96,7 +96,8 @@ test('valid file: NetworkReady true, and verbose info holds the network and file
   });
   assert.equal(cni.files[0]?.status, 'accepted');
   assert.deepEqual(cni.files[0]?.missingBinaries, ['flannel', 'portmap']);
-  for (const profile of ['isulad', 'containerd', 'crio']) assert.ok(profile in cni.verdicts);
+  for (const profile of ['isulad', 'containerd-1.7', 'containerd-2.0', 'containerd-2.1', 'crio'])
+    assert.ok(profile in cni.verdicts, profile);
   assert.equal(cni.verdicts.crio?.ready, false, 'crio needs the plugin binaries');
   const refresh = info.refresh as { attempts: number; lastSuccess: string | null };
   assert.ok(refresh.attempts >= 1);

@@ -324,7 +324,7 @@ test('fake in-memory KubeApi: a flapping conf dir is coalesced into a bounded nu
   const refresher = new Refresher({
     confDir,
     binDirs: [binDir],
-    semantics: 'containerd',
+    semantics: 'containerd-1.7',
     maxFileSize: 1 << 20,
     clock,
   });

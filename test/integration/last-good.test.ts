@@ -34,7 +34,7 @@ test('the default file rewritten in place with truncated JSON keeps serving the 
   assert.match(
     String(info.lastCNILoadStatus),
     new RegExp(
-      `^${path}: error parsing configuration list: unexpected end of JSON input at line \\d+, column \\d+`,
+      `^${path}: error parsing configuration list: unexpected end of JSON input \\(line \\d+, column \\d+: the file ends early`,
     ),
   );
   assert.equal(await scrape(metricsUrl, 'cri_netstatus_config_stale'), 1);

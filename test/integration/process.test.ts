@@ -220,7 +220,7 @@ test('logs say one line per state transition, never one per Status call', async 
   assert.equal(stale?.file, '10-a.conflist');
   assert.match(
     stale?.msg ?? '',
-    /10-a\.conflist failed to load, keeping its last good content: error parsing configuration list: unexpected end of JSON input at line 1/,
+    /10-a\.conflist failed to load, keeping its last good content: error parsing configuration list: unexpected end of JSON input \(line 1, column \d+: the file ends early; is it truncated or still being written\?\)/,
   );
 });
 

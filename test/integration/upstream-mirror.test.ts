@@ -269,11 +269,11 @@ test('divergence: the runtime says NetworkReady=false for two polls while its ow
   assert.equal(await metric(registry, 'cri_netstatus_network_ready_divergence'), 1);
   assert.equal(await metric(registry, 'cri_netstatus_upstream_condition{type="NetworkReady"}'), 0);
   assert.ok(
-    asked.every((s) => s === 'containerd'),
+    asked.every((s) => s === 'containerd-1.7'),
     `compared under containerd's rules: ${asked.join(',')}`,
   );
   const info = mirror.info() as { networkReadyDivergence: { comparedWith: string; since: string | null } };
-  assert.equal(info.networkReadyDivergence.comparedWith, 'the conf dir under containerd semantics');
+  assert.equal(info.networkReadyDivergence.comparedWith, 'the conf dir under containerd-1.7 semantics');
   assert.match(String(info.networkReadyDivergence.since), /^\d{4}-/);
 
   confDirReady = false; // the dir is really empty now: the runtime is right
@@ -365,4 +365,28 @@ test('serve --runtime-endpoint with a hung runtime: Status answers at once, Runt
   assert.ok(slowest.ms < 1000, `Status never waits for the upstream (slowest ${slowest.ms.toFixed(1)}ms)`);
   assert.equal(await scrape(metricsUrl, 'cri_netstatus_runtime_ready'), 0);
   assert.equal(await scrape(metricsUrl, 'cri_netstatus_upstream_up'), 0);
+});
+
+test('serve --semantics auto picks the profile of the runtime on --runtime-endpoint, else isulad', async (t) => {
+  const dir = tempDir(t);
+  const socket = join(dir, 'runtime.sock');
+  await startFakeRuntime(t, socket); // containerd 1.6.20
+  const confDir = join(dir, 'net.d');
+  mkdirSync(confDir);
+  // A string disableCheck: libcni v1.1 (containerd 1.6/1.7) rejects it; newer ones accept it.
+  writeFileSync(
+    join(confDir, '10-net.conflist'),
+    '{"name":"net","disableCheck":"true","plugins":[{"type":"bridge"}]}',
+  );
+  const picked = await startInProcess(
+    t,
+    ['--semantics', 'auto', '--runtime-endpoint', `unix://${socket}`],
+    confDir,
+  );
+  const info = JSON.stringify(parsedInfo(await picked.client.status(true)));
+  assert.match(info, /"semantics":"containerd-1\.7"/);
+  assert.equal(condition(await picked.client.status(false), 'NetworkReady').status, false);
+  const alone = await startInProcess(t, ['--semantics', 'auto'], confDir);
+  assert.match(JSON.stringify(parsedInfo(await alone.client.status(true))), /"semantics":"isulad"/);
+  assert.equal(condition(await alone.client.status(false), 'NetworkReady').status, true);
 });

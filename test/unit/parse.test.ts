@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseConfig, parseJson } from '../../src/cni/parse.js';
+import { parseConfig } from '../../src/cni/parse.js';
 import type { LoadResult } from '../../src/cni/types.js';
 
 function ok(result: LoadResult) {
@@ -47,7 +47,7 @@ test('libcni list rules, with libcni wording', () => {
       'invalid_config',
       'invalid cniVersion type float64',
     ],
-    ['{"name":"n"}', 'invalid_config', "no 'plugins' key"],
+    ['{"name":"n"}', 'invalid_config', 'no plugin configs found'],
     ['{"name":"n","plugins":{}}', 'invalid_config', "invalid 'plugins' type map[string]interface {}"],
     ['{"name":"n","plugins":[]}', 'invalid_config', 'no plugins in list'],
     [
@@ -64,10 +64,14 @@ test('libcni list rules, with libcni wording', () => {
     [
       '{"name":"n","cniVersions":["1.0.f"],"plugins":[{"type":"a"}]}',
       'invalid_config',
-      'cniVersions entry "1.0.f"',
+      'invalid cniVersions entry 1.0.f at index 0: failed to convert micro version part "f": strconv.Atoi: parsing "f": invalid syntax',
     ],
     ['[1,2]', 'invalid_config', 'cannot unmarshal array'],
-    ['{"name":"n","plugins":[{"type":"a"}],}', 'parse_error', 'invalid JSON at line 1, column 38'],
+    [
+      '{"name":"n","plugins":[{"type":"a"}],}',
+      'parse_error',
+      "error parsing configuration list: invalid character '}' looking for beginning of object key string (line 1, column 38)",
+    ],
   ];
   for (const [text, reason, message] of cases) {
     const error = failure(parse('x.conflist', text));
@@ -95,22 +99,30 @@ test('a conflist saved as .conf is rejected with a hint (containerd#11076)', () 
   assert.match(error.message, /missing 'type'.*name the file \.conflist/);
 });
 
-test('truncated, empty, BOM and commented files name the line and column', () => {
+test("truncated, empty, BOM and commented files: Go's scanner message, then line and column", () => {
   const truncated = failure(parse('a.conflist', '{\n  "name": "n",\n  "plugins": [{"type"'));
   assert.equal(truncated.reason, 'parse_error');
-  assert.match(
+  assert.equal(
     truncated.message,
-    /unexpected end of JSON input at line 3, column \d+ \(the file is truncated or still being written\)/,
+    'error parsing configuration list: unexpected end of JSON input (line 3, column 22: the file ends early; is it truncated or still being written?)',
   );
-  assert.match(failure(parse('a.conflist', '')).message, /the file is empty/);
-  assert.match(failure(parse('a.conflist', '\ufeff{"name":"n"}')).message, /byte order mark/);
-  assert.match(
-    failure(parse('a.conflist', '{\n // comment\n "name": "n"}')).message,
-    /invalid JSON at line 2, column 2/,
+  assert.equal(
+    failure(parse('a.conflist', '')).message,
+    'error parsing configuration list: unexpected end of JSON input (the file is empty)',
   );
   assert.match(
+    failure(parse('a.conflist', '\ufeff{"name":"n"}')).message,
+    /^error parsing configuration list: invalid character 'ï' looking for beginning of value \(line 1, column 1: .*byte order mark/,
+  );
+  const comment = failure(parse('a.conflist', '{\n // comment\n "name": "n"}')).message;
+  assert.equal(
+    comment,
+    "error parsing configuration list: invalid character '/' looking for beginning of object key string (line 2, column 2)",
+  );
+  assert.doesNotMatch(comment, /truncated/, 'the half-written hint only when the file really ends early');
+  assert.equal(
     failure(parse('a.conflist', '{"name":"n","plugins":[{"type":"a"}]}xyz')).message,
-    /line 1, column 38/,
+    "error parsing configuration list: invalid character 'x' after top-level value (line 1, column 38)",
   );
 });
 
@@ -122,10 +134,4 @@ test('findings libcni only rejects at pod creation are warnings, not rejections'
   assert.match(config.warnings.join('\n'), /network name "bad name"/);
   assert.match(config.warnings.join('\n'), /cniVersion "7.7.7"/);
   assert.match(config.warnings.join('\n'), /path separator/);
-});
-
-test('parseJson keeps duplicate keys last-wins, like Go', () => {
-  const result = parseJson('{"a":1,"a":2}');
-  assert.ok(result.ok);
-  assert.deepEqual(result.value, { a: 2 });
 });

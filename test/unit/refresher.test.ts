@@ -72,7 +72,7 @@ test('a file that breaks keeps its last good content, is stale, and the failure 
 test('profiles on a dir whose first file is bad', (t) => {
   for (const [semantics, ready, network] of [
     ['isulad', true, 'second'],
-    ['containerd', false, undefined],
+    ['containerd-1.7', false, undefined],
     ['crio', true, 'second'],
   ] as const) {
     const { confDir, refresher } = setup(t, semantics);
@@ -110,9 +110,9 @@ test('an emptied dir: isulad keeps the last good network (stale), containerd and
   assert.equal(state.verdicts.isulad.network?.name, 'a');
   assert.equal(state.verdicts.isulad.stale, true);
   assert.match(state.verdicts.isulad.reason ?? '', /no network config found in/);
-  assert.equal(state.verdicts.containerd.ready, false);
+  assert.equal(state.verdicts['containerd-1.7'].ready, false);
   assert.match(
-    state.verdicts.containerd.reason ?? '',
+    state.verdicts['containerd-1.7'].reason ?? '',
     /no network config found in .*: cni plugin not initialized/,
   );
   assert.equal(state.verdicts.crio.ready, false);
@@ -177,10 +177,14 @@ test('non-regular files, broken links and oversized files are rejected with a re
     '99-good.conflist',
   ]);
   assert.match(byFile['01-fifo.conf'] ?? '', /^read_error: a FIFO, not a regular file/);
-  assert.match(byFile['02-dirlink.conf'] ?? '', /^read_error: a directory, not a regular file/);
+  // libcni's own words first (what the runtime logs), then ours.
+  assert.match(
+    byFile['02-dirlink.conf'] ?? '',
+    /^read_error: error reading \S+\/02-dirlink\.conf: read \S+: is a directory \(a directory, not a regular file/,
+  );
   assert.match(
     byFile['03-broken.conflist'] ?? '',
-    /^read_error: a symlink to nowhere\.conflist, which does not exist/,
+    /^read_error: error reading \S+: open \S+: no such file or directory \(a symlink to nowhere\.conflist, which does not exist/,
   );
   assert.match(byFile['04-huge.conflist'] ?? '', /^too_large: 2 MiB, over the 1 MiB limit/);
   assert.equal(state.selection.network?.name, 'good');
@@ -238,12 +242,12 @@ test('fresh() shares one refresh among callers that arrive together', async (t) 
 });
 
 test('containerd semantics: only the first file decides; a bad file after it is never read', (t) => {
-  const { confDir, refresher } = setup(t, 'containerd');
+  const { confDir, refresher } = setup(t, 'containerd-1.7');
   writeFileSync(join(confDir, '10-a.conflist'), conflist('a'));
   writeFileSync(join(confDir, '20-b.conflist'), '{bad');
   const { verdicts } = refresher.refresh();
-  assert.equal(verdicts.containerd.ready, true);
-  assert.equal(verdicts.containerd.network?.name, 'a');
+  assert.equal(verdicts['containerd-1.7'].ready, true);
+  assert.equal(verdicts['containerd-1.7'].network?.name, 'a');
 });
 
 test('the conf dir is re-listed only when its own stat changes, or while a change is racily recent', async (t) => {

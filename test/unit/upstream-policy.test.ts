@@ -185,7 +185,10 @@ test('the upstream NetworkReady is unknown unless it answered with that conditio
 });
 
 test("the upstream's loading rules follow its runtime name", () => {
-  assert.equal(semanticsOf('containerd'), 'containerd');
+  assert.equal(semanticsOf('containerd'), 'containerd-1.7', 'an unreadable version keeps the 1.6/1.7 rules');
+  assert.equal(semanticsOf('containerd', 'v1.6.20'), 'containerd-1.7');
+  assert.equal(semanticsOf('containerd', '2.0.5'), 'containerd-2.0');
+  assert.equal(semanticsOf('containerd', 'v2.4.2'), 'containerd-2.1');
   assert.equal(semanticsOf('cri-o'), 'crio');
   assert.equal(semanticsOf('iSulad'), 'isulad');
   assert.equal(semanticsOf('cri-netstatus'), undefined);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -89,4 +89,34 @@ test('a conf-dir watch that fails later (an injected error event) is re-armed, a
     () => refresher.state.selection.network?.name === 'a',
   );
   assert.deepEqual(reported, [confDir]);
+});
+
+test('a change inside a libcni v1.3 plugin subdir (<dir>/<network>/*.conf) is seen without a Status call', async (t) => {
+  const root = tempDir(t);
+  const confDir = join(root, 'net.d');
+  mkdirSync(join(confDir, 'n'), { recursive: true });
+  writeFileSync(join(confDir, '10-n.conflist'), '{"cniVersion":"1.0.0","name":"n"}');
+  writeFileSync(join(confDir, 'n', '10-pm.conf'), '{"type":"portmap"}');
+  const refresher = new Refresher({
+    confDir,
+    binDirs: [],
+    semantics: 'containerd-2.1',
+    maxFileSize: 1 << 20,
+  });
+  const watcher = new ConfDirWatcher(refresher, { resyncIntervalMs: 60_000 });
+  t.after(() => watcher.stop());
+  assert.deepEqual(refresher.refresh().selection.network?.plugins, [{ type: 'portmap' }]);
+  watcher.start();
+  // Written in place inside the subdir: the conf dir itself does not change.
+  writeFileSync(join(confDir, 'n', '10-pm.conf'), '{"type":"bandwidth"}');
+  await until(
+    'the subdir watch to refresh',
+    () => refresher.state.selection.network?.plugins[0]?.type === 'bandwidth',
+  );
+  writeFileSync(join(confDir, 'n', '10-pm.conf'), '{"typ');
+  await until('a broken plugin file to fail the list', () => !refresher.state.selection.ready);
+  assert.match(
+    refresher.state.selection.reason ?? '',
+    /10-n\.conflist: error parsing configuration: unexpected end of JSON input/,
+  );
 });

@@ -22,6 +22,7 @@ export const PEER_VARIABLES = {
   imageNode: 'CRI_NETSTATUS_IMAGE_NODE',
   buildah: 'CRI_NETSTATUS_BUILDAH',
   mmdebstrap: 'CRI_NETSTATUS_MMDEBSTRAP',
+  libcniLoaders: 'CRI_NETSTATUS_LIBCNI_LOADERS',
 } as const;
 
 export type PeerName = keyof typeof PEER_VARIABLES;
@@ -43,6 +44,7 @@ const PEER_TARGET: Record<PeerName, string> = {
   imageNode: 'node',
   buildah: 'debs',
   mmdebstrap: 'debs',
+  libcniLoaders: 'libcni-loaders',
 };
 
 let cached: PeerPaths | undefined;
@@ -88,7 +90,8 @@ export function requirePeers<K extends PeerName>(...names: K[]): Pick<PeerPaths,
   const missing: string[] = [];
   for (const name of names) {
     const path = paths[name];
-    const isDir = name === 'cniBinDir' || name === 'peersDir' || name === 'monitoringCrds';
+    const isDir =
+      name === 'cniBinDir' || name === 'peersDir' || name === 'monitoringCrds' || name === 'libcniLoaders';
     try {
       if (isDir) {
         if (!statSync(path).isDirectory()) throw new Error('not a directory');

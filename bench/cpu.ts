@@ -3,7 +3,10 @@
 // flags, the constant grpc-js server (the ceiling for any grpc-js server), containerd 1.6 and, for
 // reference, a constant answer straight from node:http2 (no grpc-js), in interleaved rounds; medians.
 //
-//   node dist/bench/cpu.js [--rounds 7] [--calls 20000] [--concurrency 16]
+//   node dist/bench/cpu.js [--rounds 7] [--calls 20000] [--concurrency 16] [--baseline-cli PATH]
+//
+// --baseline-cli adds another build of the agent (its bin/cri-netstatus.js, e.g. from `git archive`
+// of an earlier commit, built) to the same interleaved rounds, for a before/after figure.
 import { runScript } from './lib/cleanup.js';
 import { RECOMMENDED_NODE_OPTIONS } from './lib/flags.js';
 import { interleave, progress, sample, startFleet } from './lib/fleet.js';
@@ -16,6 +19,7 @@ export const AGENT_FLAGS = `cri-netstatus, NODE_OPTIONS=${RECOMMENDED_NODE_OPTIO
 export const CONSTANT = 'grpc-js constant Status';
 export const CONSTANT_FLAGS = `grpc-js constant Status, NODE_OPTIONS=${RECOMMENDED_NODE_OPTIONS}`;
 export const CONTAINERD = 'containerd';
+export const BASELINE = 'cri-netstatus baseline (--baseline-cli)';
 export const HTTP2 = 'reference: node:http2 constant Status, no grpc-js';
 
 export interface CpuResult {
@@ -36,6 +40,9 @@ export async function cpuBenchmark(): Promise<CpuResult> {
     { kind: 'containerd', label: CONTAINERD },
     { kind: 'http2', label: HTTP2 },
   ];
+  const baselineAt = process.argv.indexOf('--baseline-cli');
+  const baseline = baselineAt >= 0 ? process.argv[baselineAt + 1] : undefined;
+  if (baseline) kinds.splice(1, 0, { kind: 'agent', label: BASELINE, cli: baseline });
   const fleet = await startFleet(kinds);
   const samples = new Map<string, Sample[]>(fleet.members.map((m) => [m.label, []]));
   for (const member of fleet.members) await member.client.run(Math.min(calls, 5000), concurrency); // warm-up (JIT, pools)
@@ -79,6 +86,11 @@ export async function cpuBenchmark(): Promise<CpuResult> {
     `- agent / constant grpc-js: ${verdict(ours / constant, 1.15)}`,
     `- agent / containerd: ${verdict(ours / containerd, 1.3)}`,
     `- with NODE_OPTIONS=${RECOMMENDED_NODE_OPTIONS} on both: agent / constant grpc-js ${verdict(oursFlags / constantFlags, 1.15)}`,
+    ...(baseline
+      ? [
+          `- agent / baseline (${baseline}): ${fmt(ours / (medians.get(BASELINE) ?? Number.NaN), 3)}× (the cost of this build's changes per call)`,
+        ]
+      : []),
     ...(fleet.skipped ? [`- containerd skipped: ${fleet.skipped}`] : []),
     `- command: \`${commandLine('cpu')}\``,
   ].join('\n');

@@ -11,7 +11,8 @@
 #   $CRI_NETSTATUS_PEERS_DIR/<name>-<version>/bin/<name>
 # and is skipped when that binary already exists, so a rerun costs seconds. Go's module and build
 # caches stay at their defaults (GOMODCACHE, GOCACHE), outside the repo, so they persist too.
-# Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio, and buildah +
+# Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio, python3-fusepy
+# for the stalled-FUSE-mount e2e test, and buildah +
 # mmdebstrap for scripts/image.sh) come from apt. `node` is the image's Node.js LTS: the official
 # binary from the npm registry (package node-linux-<arch>) plus npm, laid out like a Node install
 # prefix, for the image's local base and for `.ci/run`'s second `npm test`.
@@ -32,7 +33,7 @@ LIBCNI_LOADERS=(containerd-1.7=v1.1.9,v1.1.2 containerd-2.0=v1.1.11,v1.2.3 conta
 PROMETHEUS_VERSION=${CRI_NETSTATUS_PROMETHEUS_VERSION:-v0.316.0} # github.com/prometheus/prometheus (Prometheus 3.16.0)
 PAUSE_TAG=registry.k8s.io/pause:3.10                             # the sandbox image name containerd asks for
 BUSYBOX_TAG=docker.io/library/busybox:latest                      # what the runbook's `--image=busybox` means
-DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf buildah mmdebstrap gcc libc6-dev iptables iproute2 busybox-static runc curl)
+DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf python3-fusepy buildah mmdebstrap gcc libc6-dev iptables iproute2 busybox-static runc curl)
 
 ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod

@@ -11,7 +11,7 @@ import { containerdUnavailable, startAgent, startConstant, startContainerd, star
 import type { BenchServer } from './servers.js';
 
 export type ServerKind =
-  | { kind: 'agent'; label: string; nodeOptions?: string }
+  | { kind: 'agent'; label: string; nodeOptions?: string; cli?: string }
   | { kind: 'constant'; label: string; defer?: boolean; nodeOptions?: string }
   | { kind: 'http2'; label: string }
   | { kind: 'containerd'; label: string };
@@ -46,6 +46,7 @@ export async function startFleet(kinds: readonly ServerKind[]): Promise<Fleet> {
     if (kind.kind === 'agent') {
       server = await startAgent(dir, confDir, kind.label.replace(/\W+/g, '-'), {
         nodeOptions: kind.nodeOptions ?? '',
+        ...(kind.cli ? { cli: kind.cli } : {}),
       });
     } else if (kind.kind === 'constant') {
       server = await startConstant(dir, kind.label.replace(/\W+/g, '-'), {

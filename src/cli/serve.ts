@@ -2,7 +2,8 @@
 // views (gRPC Status, metrics, logs and, when enabled, the Kubernetes Node condition).
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
-import { Refresher } from '../cni/refresher.js';
+import { WorkerRefresher } from '../cni/worker-refresher.js';
+import { Deadline } from '../util/deadline.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
 import { parseSemanticsFlag, pickAutoSemantics } from '../cni/profiles.js';
 import { SEMANTICS } from '../cni/types.js';
@@ -98,6 +99,13 @@ export const serveFlags = {
     default: '0',
     accepts: 'a duration such as 10m, or 0 for never',
     parse: duration,
+  },
+  'refresh-timeout': {
+    description:
+      "longest a Status call waits for its conf dir refresh (capped by the call's grpc-timeout); past it, the last state with NetworkConfigUpToDate reason RefreshTimeout",
+    default: '1s',
+    accepts: 'a duration of at least 1ms, such as 1s or 500ms',
+    parse: (raw: string) => atLeast(duration(raw), 1, raw),
   },
   'max-file-size': {
     description: 'reject config files larger than this',
@@ -204,7 +212,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
 }
 
 export interface Agent {
-  refresher: Refresher;
+  refresher: WorkerRefresher;
   verdicts: VerdictPublisher;
   metrics: AgentMetrics;
   /** host:port the metrics endpoint is bound to, or "off". */
@@ -228,7 +236,8 @@ export async function startAgent(
   deps: AgentDependencies = {},
 ): Promise<Agent> {
   const clock = deps.clock ?? systemClock;
-  const refresher = new Refresher({
+  // The scan runs in a worker thread: a slow or hung disk blocks that thread, never the servers.
+  const refresher = new WorkerRefresher({
     confDir: config['cni-conf-dir'],
     binDirs: config['cni-bin-dir'],
     semantics: config.semantics === 'auto' ? 'isulad' : config.semantics, // auto: decided below
@@ -238,18 +247,28 @@ export async function startAgent(
   });
   const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
   const onError = logError(log, 'a view of the verdict failed');
-  const verdicts = new VerdictPublisher({ source: refresher, staleAfterMs, clock, onError });
+  const refreshTimeoutMs = config['refresh-timeout'];
+  const verdicts = new VerdictPublisher({
+    source: refresher,
+    staleAfterMs,
+    refreshTimeoutMs,
+    clock,
+    onError,
+  });
   const metrics = new AgentMetrics(VERSION, verdicts);
   for (const view of [metrics, new TransitionLog(log)]) verdicts.register(view);
-  refresher.refresh();
   const stops = new StopStack(log);
+  stops.push(() => refresher.stop());
   try {
+    // The first scan, bounded like a Status call's: a hung disk at start-up must not keep the socket down.
+    await verdicts.fresh(Deadline.after(clock, refreshTimeoutMs));
     const endpoint = config['runtime-endpoint'];
     const mirror = endpoint ? await startMirror(endpoint, config, log, metrics, verdicts, clock) : undefined;
     if (mirror) stops.push(() => mirror.stop());
     if (config.semantics === 'auto') {
       const picked = pickAutoSemantics(mirror?.runtime);
       refresher.useSemantics(picked.semantics);
+      await verdicts.fresh(Deadline.after(clock, refreshTimeoutMs)); // bounded, like the first scan
       log.info({ semantics: picked.semantics }, `--semantics auto picked ${picked.semantics}: ${picked.why}`);
     }
     const info = {
@@ -260,7 +279,7 @@ export async function startAgent(
     };
     const answers = new StatusAnswers(info);
     verdicts.register(answers);
-    const cri = await startCri(config, verdicts, answers, metrics, log);
+    const cri = await startCri(config, verdicts, answers, metrics, log, clock);
     stops.push(() => cri.stop(config['shutdown-grace']));
     const watcher = startWatcher(config, refresher, clock, log);
     stops.push(
@@ -292,8 +311,11 @@ async function startCri(
   answers: StatusAnswers,
   metrics: AgentMetrics,
   log: Logger,
+  clock: Clock,
 ): Promise<CriServer> {
   const cri = new CriServer({
+    refreshTimeoutMs: config['refresh-timeout'],
+    clock,
     socketPath: config.socket,
     socketMode: config['socket-mode'],
     verdicts,
@@ -306,7 +328,12 @@ async function startCri(
   return cri;
 }
 
-function startWatcher(config: ServeConfig, refresher: Refresher, clock: Clock, log: Logger): ConfDirWatcher {
+function startWatcher(
+  config: ServeConfig,
+  refresher: WorkerRefresher,
+  clock: Clock,
+  log: Logger,
+): ConfDirWatcher {
   const watcher = new ConfDirWatcher(refresher, {
     resyncIntervalMs: config['resync-interval'],
     clock,
@@ -423,6 +450,7 @@ function effectiveConfig(config: ServeConfig, semantics: Semantics): Record<stri
     metricsAuth: config['metrics-auth'],
     semantics,
     staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
+    refreshTimeout: `${config['refresh-timeout'] / 1000}s`,
     maxFileSize: config['max-file-size'],
     resyncInterval: `${config['resync-interval'] / 1000}s`,
     runtimeEndpoint: config['runtime-endpoint'] ?? null,

@@ -12,6 +12,14 @@ import type { Clock, Timer } from '../util/clock.js';
 import { isErrno } from '../util/text.js';
 import type { Refresher } from './refresher.js';
 
+/** What the watcher drives: the refresher, in this thread or in its worker (worker-refresher.ts). */
+type Refreshing = Pick<
+  Refresher,
+  'state' | 'confDirIno' | 'pluginDirs' | 'onRefresh' | 'refreshSoon' | 'refreshInBackground'
+> & {
+  readonly options: Pick<Refresher['options'], 'confDir'>;
+};
+
 export interface WatcherOptions {
   resyncIntervalMs: number;
   onWatchError?: (path: string, error: Error) => void;
@@ -36,7 +44,7 @@ export class ConfDirWatcher {
   private readonly pluginRetryAt = new Map<string, number>();
 
   constructor(
-    private readonly refresher: Refresher,
+    private readonly refresher: Refreshing,
     private readonly options: WatcherOptions,
   ) {
     this.clock = options.clock ?? systemClock;

@@ -9,6 +9,9 @@ import { formatDuration } from '../util/text.js';
 export const NETWORK_NOT_READY_REASON = 'NetworkPluginNotReady';
 export const NETWORK_NOT_READY_PREFIX = 'Network plugin returns error: ';
 export const REFRESH_FAILED_REASON = 'RefreshFailed';
+export const REFRESH_TIMEOUT_REASON = 'RefreshTimeout';
+/** Why a state is stale when its refresh hangs (NetworkReady's and the Node condition's wording). */
+export const REFRESH_TIMEOUT_WHY = 'the network config refresh did not finish in time (a slow or hung disk?)';
 
 export const RUNTIME_READY: RuntimeCondition = {
   type: 'RuntimeReady',
@@ -21,6 +24,8 @@ export function networkReadyCondition(
   state: NetworkState,
   now: number,
   staleAfterMs: number | undefined,
+  /** Why the state is stale when the selection does not say (a refresh timeout). */
+  staleWhy?: string,
 ): RuntimeCondition {
   const { selection } = state;
   if (!selection.ready) {
@@ -37,7 +42,7 @@ export function networkReadyCondition(
       status: false,
       reason: NETWORK_NOT_READY_REASON,
       // A fixed timestamp, not a growing age: the message changes only when the situation does.
-      message: `${NETWORK_NOT_READY_PREFIX}network config stale since ${new Date(state.staleSince ?? now).toISOString()}, longer than --stale-after ${formatDuration(staleAfterMs ?? 0)}: ${selection.reason ?? 'refresh failed'}`,
+      message: `${NETWORK_NOT_READY_PREFIX}network config stale since ${new Date(state.staleSince ?? now).toISOString()}, longer than --stale-after ${formatDuration(staleAfterMs ?? 0)}: ${staleWhy ?? selection.reason ?? 'refresh failed'}`,
     };
   }
   return { type: 'NetworkReady', status: true, reason: '', message: '' };
@@ -52,6 +57,26 @@ export function configUpToDate(state: NetworkState): RuntimeCondition {
     status: false,
     reason: REFRESH_FAILED_REASON,
     message: `serving the last good config of ${selection.file ?? 'the network'} (network "${selection.network?.name ?? ''}")${since}: ${selection.reason ?? 'refresh failed'}`,
+  };
+}
+
+/**
+ * NetworkConfigUpToDate while a refresh has outlived a Status call's deadline: the newest fact, so it
+ * wins over RefreshFailed until a refresh completes. The timestamp is fixed for the whole episode.
+ */
+export function refreshTimeoutCondition(
+  state: NetworkState,
+  timeout: { lastRefreshedAt: number | undefined; timeoutMs: number },
+): RuntimeCondition {
+  const last =
+    timeout.lastRefreshedAt === undefined
+      ? 'state before the first refresh'
+      : `state last refreshed at ${new Date(timeout.lastRefreshedAt).toISOString()}`;
+  return {
+    type: 'NetworkConfigUpToDate',
+    status: false,
+    reason: REFRESH_TIMEOUT_REASON,
+    message: `reading ${state.confDir} took longer than --refresh-timeout ${formatDuration(timeout.timeoutMs)} (a slow or hung disk?); answering from the ${last}`,
   };
 }
 

@@ -8,6 +8,7 @@ import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Stream 
 import { GrpcError } from '../errors.js';
 import { errorText } from '../util/text.js';
 import { collectGarbage } from './relief.js';
+import { grpcTimeoutMs } from '../util/deadline.js';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -19,12 +20,16 @@ export const GrpcStatus = {
   UNAVAILABLE: 14,
 } as const;
 
+/** What a handler knows of its call besides the request: the client's grpc-timeout, if it sent one. */
+export interface CallContext {
+  timeoutMs?: number;
+}
 /**
  * Answers one request message (its bytes) with one response message: its bytes, or parts whose
  * concatenation is the message (written as they are: a part shared by many answers is not copied).
  */
 export type Message = Buffer | readonly Buffer[];
-export type UnaryHandler = (request: Buffer) => Message | Promise<Message>;
+export type UnaryHandler = (request: Buffer, call: CallContext) => Message | Promise<Message>;
 
 export interface ServerStream {
   write(message: Buffer): void;
@@ -357,15 +362,23 @@ export class GrpcServer {
         );
         return;
       }
-      if (route.kind === 'unary') this.runUnary(stream, path, route.handler, message);
-      else this.runStreaming(stream, path, route.handler, message, connection);
+      if (route.kind === 'unary') {
+        const timeoutMs = grpcTimeoutMs(headers['grpc-timeout']);
+        this.runUnary(stream, path, route.handler, message, timeoutMs === undefined ? {} : { timeoutMs });
+      } else this.runStreaming(stream, path, route.handler, message, connection);
     });
   }
 
-  private runUnary(stream: ServerHttp2Stream, path: string, handler: UnaryHandler, request: Buffer): void {
+  private runUnary(
+    stream: ServerHttp2Stream,
+    path: string,
+    handler: UnaryHandler,
+    request: Buffer,
+    call: CallContext,
+  ): void {
     let answer: Message | Promise<Message>;
     try {
-      answer = handler(request);
+      answer = handler(request, call);
     } catch (error) {
       this.failWith(stream, path, error);
       return;

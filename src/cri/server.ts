@@ -63,7 +63,9 @@ export class CriServer {
       .unary('/runtime.v1.RuntimeService/Version', (bytes) =>
         Buffer.from(VersionResponse.encode(handlers.version(versionRequest(bytes))).finish()),
       )
-      .unary('/runtime.v1.RuntimeService/Status', (bytes) => handlers.status(statusRequest(bytes)));
+      .unary('/runtime.v1.RuntimeService/Status', (bytes, call) =>
+        handlers.status(statusRequest(bytes), call),
+      );
     this.health.register(this.server);
   }
 

@@ -4,6 +4,9 @@
 import type { NetworkState } from '../cni/types.js';
 import { StatusResponse } from '../gen/runtime/v1/api.js';
 import type { StatusRequest, VersionRequest, VersionResponse } from '../gen/runtime/v1/api.js';
+import { Deadline } from '../util/deadline.js';
+import { systemClock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
 import type { VerdictExporter, VerdictSource } from '../verdict/publisher.js';
 import type { Verdict } from '../verdict/verdict.js';
 import { cniconfigInfo, contextInfo } from './info.js';
@@ -20,7 +23,8 @@ export const KUBELET_API_VERSION = '0.1.0';
  */
 export interface CriHandlers {
   version(request: VersionRequest): VersionResponse;
-  status(request: StatusRequest): Promise<Buffer | readonly Buffer[]>;
+  /** `call.timeoutMs`: the client's grpc-timeout, which caps --refresh-timeout. */
+  status(request: StatusRequest, call?: { timeoutMs?: number }): Promise<Buffer | readonly Buffer[]>;
 }
 
 export interface CriServiceOptions {
@@ -28,6 +32,9 @@ export interface CriServiceOptions {
   /** The Status answers, a view registered with the verdict publisher. */
   answers: StatusAnswers;
   version: string;
+  /** --refresh-timeout: the longest a Status call waits for its refresh (0: no limit). */
+  refreshTimeoutMs?: number;
+  clock?: Clock;
 }
 
 /**
@@ -98,8 +105,11 @@ export function criHandlers(options: CriServiceOptions): CriHandlers {
       runtimeVersion: options.version,
       runtimeApiVersion: RUNTIME_API_VERSION,
     }),
-    async status(request) {
-      return answers.answer(await verdicts.fresh(), request.verbose);
+    async status(request, call = {}) {
+      const { refreshTimeoutMs, clock = systemClock } = options;
+      const budget = refreshTimeoutMs ? refreshTimeoutMs : call.timeoutMs;
+      const deadline = budget === undefined ? undefined : Deadline.after(clock, budget, call.timeoutMs);
+      return answers.answer(await verdicts.fresh(deadline), request.verbose);
     },
   };
 }

@@ -23,6 +23,8 @@ export const CONDITION_REASONS = {
   dirUnreadable: 'ConfDirUnreadable',
   /** False: every config is valid but the plugin binaries it names are missing (crio semantics). */
   pluginMissing: 'CNIPluginNotFound',
+  /** True: a refresh of the conf dir outlived a Status call's --refresh-timeout; the last state is served. */
+  refreshTimeout: 'RefreshTimeout',
 } as const;
 export type ConditionReason = (typeof CONDITION_REASONS)[keyof typeof CONDITION_REASONS];
 
@@ -65,17 +67,29 @@ export function truncate(message: string, max = MAX_MESSAGE_LENGTH): string {
  * The message never contains a moving value (an age, a counter): it changes only when the
  * situation does, so it can be compared to decide whether a write is needed.
  */
-export function desiredCondition(state: NetworkState, networkReady: boolean): ConditionValue {
+export function desiredCondition(
+  state: NetworkState,
+  networkReady: boolean,
+  /** Set while a refresh has outlived a Status call's deadline: why the state is stale. */
+  refreshTimeout?: string,
+): ConditionValue {
   const { selection } = state;
   const where = selection.file ? `${state.confDir}/${selection.file}` : state.confDir;
   if (selection.ready && selection.network) {
     const { name, cniVersion, plugins } = selection.network;
     const network = `network "${name}" from ${where} (cniVersion ${cniVersion || 'unset'}, plugins ${plugins.map((p) => p.type).join(', ')})`;
-    if (!selection.stale) {
+    if (!selection.stale && refreshTimeout === undefined) {
       return { status: 'True', reason: CONDITION_REASONS.loaded, message: truncate(network) };
     }
     const since = state.staleSince === undefined ? '' : ` since ${isoSeconds(state.staleSince)}`;
-    const why = selection.reason ?? 'refresh failed';
+    const why = refreshTimeout ?? selection.reason ?? 'refresh failed';
+    if (refreshTimeout !== undefined && networkReady) {
+      return {
+        status: 'True',
+        reason: CONDITION_REASONS.refreshTimeout,
+        message: truncate(`serving the last refreshed config of ${network}${since}: ${why}`),
+      };
+    }
     if (!networkReady) {
       return {
         status: 'False',

@@ -17,6 +17,7 @@ export class AgentMetrics implements VerdictExporter, CallObserver {
   private readonly statusRequests: Counter<'code'>;
   private readonly statusOk: Counter.Internal;
   private readonly lastSuccess: Gauge;
+  private readonly timeouts: Counter;
 
   /** `verdicts` is read at scrape time, so a gauge never shows a verdict past its deadline. */
   constructor(version: string, verdicts: Pick<VerdictSource, 'current'>) {
@@ -104,6 +105,11 @@ export class AgentMetrics implements VerdictExporter, CallObserver {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25],
       registers,
     });
+    this.timeouts = new Counter({
+      name: 'cri_netstatus_config_refresh_timeouts_total',
+      help: 'Status calls that stopped waiting for their refresh at --refresh-timeout (or their grpc-timeout) and answered from the last state.',
+      registers,
+    });
     this.statusRequests = new Counter({
       name: 'cri_netstatus_status_requests_total',
       help: 'CRI Status calls served, by gRPC status code.',
@@ -118,6 +124,10 @@ export class AgentMetrics implements VerdictExporter, CallObserver {
     this.duration.observe(report.durationSeconds);
     if (report.newFailure) this.failures.inc({ reason: report.newFailure });
     if (report.state.lastError === undefined) this.lastSuccess.set(report.at / 1000);
+  }
+
+  onRefreshTimeout(): void {
+    this.timeouts.inc();
   }
 
   onVerdict(verdict: Verdict, previous: Verdict): void {

@@ -7,8 +7,9 @@ import type { NetworkState } from '../cni/types.js';
 import { RUNTIME_READY } from '../cri/conditions.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
 import type { Clock, Timer } from '../util/clock.js';
+import type { Deadline } from '../util/deadline.js';
 import { decideVerdict } from './verdict.js';
-import type { Verdict } from './verdict.js';
+import type { RefreshTimeout, Verdict } from './verdict.js';
 
 /** A view of the verdict. Called inside Status calls: no I/O, no awaiting, O(changes). */
 export interface VerdictExporter {
@@ -16,6 +17,8 @@ export interface VerdictExporter {
   onVerdict(verdict: Verdict, previous: Verdict): void;
   /** Every refresh, whether or not it changed anything (counters, durations). */
   onRefresh?(report: RefreshReport): void;
+  /** A Status call stopped waiting for its refresh at its deadline (counted per call). */
+  onRefreshTimeout?(): void;
 }
 
 /** Where the network state comes from: the refresher. */
@@ -24,17 +27,22 @@ export interface StateSource {
   /** A state that reflects every change completed before this call (read-your-writes). */
   fresh(): Promise<NetworkState>;
   onRefresh(listener: (report: RefreshReport) => void): void;
+  /** When the refresh in flight was asked for, if one is (the worker refresher knows). */
+  readonly inFlightSince?: number | undefined;
 }
 
 /** What readers need: the verdict now, and one brought up to date with the conf dir. */
 export interface VerdictSource {
   readonly current: Verdict;
-  fresh(): Promise<Verdict>;
+  /** Waits for the refresh until `deadline` at most; past it, the verdict says RefreshTimeout. */
+  fresh(deadline?: Deadline): Promise<Verdict>;
 }
 
 export interface VerdictPublisherOptions {
   source: StateSource;
   staleAfterMs: number | undefined;
+  /** --refresh-timeout as configured (for the RefreshTimeout message). */
+  refreshTimeoutMs?: number;
   clock: Clock;
   /** A view that throws, or a refresh that throws: a bug, logged, never thrown into a Status call. */
   onError: (error: unknown) => void;
@@ -43,6 +51,8 @@ export interface VerdictPublisherOptions {
 export class VerdictPublisher implements VerdictSource {
   private verdict: Verdict;
   private runtime: RuntimeCondition = RUNTIME_READY;
+  private timeout: RefreshTimeout | undefined;
+  private lastRefreshedAt: number | undefined;
   private readonly exporters: VerdictExporter[] = [];
   private deadline: Timer | undefined;
   private stopped = false;
@@ -55,6 +65,9 @@ export class VerdictPublisher implements VerdictSource {
       undefined,
     );
     source.onRefresh((report) => {
+      // A completed refresh is the newest fact: it ends a timeout episode.
+      this.timeout = undefined;
+      this.lastRefreshedAt = report.at;
       this.decide(report.state);
       for (const exporter of this.exporters) this.guard(() => exporter.onRefresh?.(report));
     });
@@ -66,14 +79,41 @@ export class VerdictPublisher implements VerdictSource {
     return this.verdict;
   }
 
-  async fresh(): Promise<Verdict> {
-    try {
-      await this.options.source.fresh();
-    } catch (error) {
-      // A refresh that throws is a bug, not a config problem: answer from the last verdict.
-      this.options.onError(error);
+  async fresh(deadline?: Deadline): Promise<Verdict> {
+    const { source, clock } = this.options;
+    const askedAt = clock.now();
+    const refresh = source.fresh().then(
+      () => true,
+      (error: unknown) => {
+        // A refresh that throws is a bug, not a config problem: answer from the last verdict.
+        this.options.onError(error);
+        return true;
+      },
+    );
+    if (deadline === undefined) {
+      await refresh;
+      return this.current;
     }
+    let timer: Timer | undefined;
+    const expired = new Promise<false>((resolve) => {
+      timer = clock.setTimeout(() => resolve(false), deadline.remainingMs());
+    });
+    const done = await Promise.race([refresh, expired]);
+    timer?.cancel();
+    if (!done) this.refreshTimedOut(source.inFlightSince ?? askedAt);
     return this.current;
+  }
+
+  /** A Status call gave up waiting for its refresh at `since`'s scan: the state is no longer current. */
+  refreshTimedOut(since: number): void {
+    for (const exporter of this.exporters) this.guard(() => exporter.onRefreshTimeout?.());
+    // One episode, one input object: the verdict (and its cached answer) stays put while it lasts.
+    this.timeout ??= {
+      since,
+      lastRefreshedAt: this.lastRefreshedAt,
+      timeoutMs: this.options.refreshTimeoutMs ?? 0,
+    };
+    this.decide(this.verdict.state);
   }
 
   register(exporter: VerdictExporter): void {
@@ -94,7 +134,11 @@ export class VerdictPublisher implements VerdictSource {
   private decide(state: NetworkState): void {
     const { clock, staleAfterMs } = this.options;
     const previous = this.verdict;
-    const next = decideVerdict({ state, runtime: this.runtime, staleAfterMs }, clock.now(), previous);
+    const next = decideVerdict(
+      { state, runtime: this.runtime, staleAfterMs, refreshTimeout: this.timeout },
+      clock.now(),
+      previous,
+    );
     if (next === previous) return;
     this.verdict = next;
     this.armDeadline(next);

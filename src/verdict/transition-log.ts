@@ -1,5 +1,6 @@
 // The log view of the verdict: one line per change in the conf dir (a file accepted, rejected or
-// kept last-good; the network changed), at warning level for what an operator must act on.
+// kept last-good; the network changed), at warning level for what an operator must act on; and one
+// when a refresh starts to outlive Status calls' --refresh-timeout, and one when that ends.
 import type { Logger } from '../log.js';
 import type { VerdictExporter } from './publisher.js';
 import type { Verdict } from './verdict.js';
@@ -7,11 +8,16 @@ import type { Verdict } from './verdict.js';
 export class TransitionLog implements VerdictExporter {
   constructor(private readonly log: Logger) {}
 
-  onVerdict(verdict: Verdict): void {
+  onVerdict(verdict: Verdict, previous: Verdict): void {
     for (const change of verdict.changes) {
       const { severity, message, ...fields } = change;
       if (severity === 'warning') this.log.warn(fields, message);
       else this.log.info(fields, message);
     }
+    const timedOut = verdict.inputs.refreshTimeout !== undefined;
+    if (timedOut === (previous.inputs.refreshTimeout !== undefined)) return;
+    const fields = { kind: 'RefreshTimeout', confDir: verdict.state.confDir };
+    if (timedOut) this.log.warn(fields, verdict.conditions[2].message);
+    else this.log.info(fields, 'the network config refresh completed again: answers are up to date');
   }
 }

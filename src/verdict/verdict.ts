@@ -7,7 +7,13 @@
 import { describeChanges } from '../cni/changes.js';
 import type { Change } from '../cni/changes.js';
 import type { NetworkState } from '../cni/types.js';
-import { configUpToDate, isStaleTooLong, networkReadyCondition } from '../cri/conditions.js';
+import {
+  REFRESH_TIMEOUT_WHY,
+  configUpToDate,
+  isStaleTooLong,
+  networkReadyCondition,
+  refreshTimeoutCondition,
+} from '../cri/conditions.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
 import { desiredCondition } from '../kube/condition.js';
 import type { ConditionValue } from '../kube/condition.js';
@@ -18,6 +24,18 @@ export interface VerdictInputs {
   readonly runtime: RuntimeCondition;
   /** --stale-after: serving a last good config longer than this turns NetworkReady false. */
   readonly staleAfterMs: number | undefined;
+  /** Set while the newest fact is a Status call that gave up waiting for its refresh; cleared by the next completed refresh. */
+  readonly refreshTimeout?: RefreshTimeout | undefined;
+}
+
+/** A refresh that did not finish within a Status call's deadline (--refresh-timeout). */
+export interface RefreshTimeout {
+  /** When the state stopped being current: the hung refresh was asked for (the --stale-after clock starts here). */
+  readonly since: number;
+  /** When the last refresh completed (undefined: none yet); fixed for the whole episode. */
+  readonly lastRefreshedAt: number | undefined;
+  /** --refresh-timeout as configured, for the message. */
+  readonly timeoutMs: number;
 }
 
 export interface Verdict {
@@ -45,31 +63,42 @@ export interface Verdict {
  * so the generation moves only with what views can observe.
  */
 export function decideVerdict(inputs: VerdictInputs, now: number, previous: Verdict | undefined): Verdict {
-  const { state, runtime, staleAfterMs } = inputs;
-  const staleTooLong = isStaleTooLong(state, now, staleAfterMs);
+  const { state, runtime, staleAfterMs, refreshTimeout } = inputs;
+  // A timed-out refresh makes the state stale as a failed one does: --stale-after runs from the older of the two.
+  const staleSince =
+    refreshTimeout === undefined
+      ? state.staleSince
+      : Math.min(state.staleSince ?? Infinity, refreshTimeout.since);
+  const judged = staleSince === state.staleSince ? state : { ...state, staleSince };
+  const staleTooLong = isStaleTooLong(judged, now, staleAfterMs);
   if (
     previous !== undefined &&
     previous.state === state &&
+    previous.inputs.refreshTimeout === refreshTimeout &&
     previous.staleTooLong === staleTooLong &&
     previous.inputs.staleAfterMs === staleAfterMs &&
     sameCondition(previous.inputs.runtime, runtime)
   ) {
     return previous;
   }
-  const network = networkReadyCondition(state, now, staleAfterMs);
+  const network = networkReadyCondition(judged, now, staleAfterMs, refreshTimeout && REFRESH_TIMEOUT_WHY);
   const expiresAt =
-    !staleTooLong && staleAfterMs !== undefined && state.staleSince !== undefined
-      ? state.staleSince + staleAfterMs + 1
+    !staleTooLong && staleAfterMs !== undefined && staleSince !== undefined
+      ? staleSince + staleAfterMs + 1
       : undefined;
   return {
     generation: (previous?.generation ?? -1) + 1,
     inputs,
     state,
-    conditions: [runtime, network, configUpToDate(state)],
+    conditions: [
+      runtime,
+      network,
+      refreshTimeout ? refreshTimeoutCondition(state, refreshTimeout) : configUpToDate(state),
+    ],
     runtimeReady: runtime.status,
     networkReady: network.status,
     staleTooLong,
-    nodeCondition: desiredCondition(state, network.status),
+    nodeCondition: desiredCondition(judged, network.status, refreshTimeout && REFRESH_TIMEOUT_WHY),
     changes: previous === undefined || previous.state === state ? [] : describeChanges(previous.state, state),
     expiresAt,
   };

@@ -1,7 +1,7 @@
 // The attacks that once took the agent past the chart's memory limit, against a real `serve`
 // child with the image's NODE_OPTIONS: held streams, many Watch streams, many idle connections,
 // half-sent frames, and concurrent verbose calls over 5,000 files. Each must keep the child's
-// peak RSS (VmHWM) at or under 120 MiB, bring RSS back to within 25 MiB of its baseline within
+// peak RSS (VmHWM) at or under 130 MiB, bring RSS back to within 25 MiB of its baseline within
 // 30 s of the release, and serve a normal Status on a fresh connection while it lasts.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,9 @@ import { StatusRequest } from '../../src/gen/runtime/v1/api.js';
 import { until } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
-const PEAK_LIMIT = 120 * MiB;
+// 120 MiB as issue 12 set it, plus the refresh worker thread's own isolate (issue 11: about 9 MiB
+// of baseline, measured 60.8 → 69.7 MiB); the chart's limit, where the kubelet kills, is 160 MiB.
+const PEAK_LIMIT = 130 * MiB;
 const SETTLED_ABOVE_BASELINE = 25 * MiB;
 const STATUS = '/runtime.v1.RuntimeService/Status';
 const WATCH = '/grpc.health.v1.Health/Watch';

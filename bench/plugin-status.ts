@@ -5,8 +5,8 @@
 // (containerd 2.x side by side on the same dir: part B of issue 10.)
 //
 //   node dist/bench/plugin-status.js [--rounds 3] [--calls 400]
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { statusPluginNode } from '../test/helpers/status-plugin.js';
 import { runScript, tempDir } from './lib/cleanup.js';
 import { LoadClient } from './lib/client.js';
 import type { LoadResult } from './lib/client.js';
@@ -15,9 +15,8 @@ import { machineFacts } from './lib/machine.js';
 import { clockTicks, cpuSeconds } from './lib/proc.js';
 import { startAgent } from './lib/servers.js';
 import type { BenchServer } from './lib/servers.js';
-import { REPO_ROOT, commandLine, fmt, intFlag, isMain, median, table } from './lib/util.js';
+import { commandLine, fmt, intFlag, isMain, median, table } from './lib/util.js';
 
-const PLUGIN = join(REPO_ROOT, 'test', 'fixtures', 'plugins', 'cni-status-test');
 const CONCURRENCY = [1, 16] as const;
 
 interface Variant {
@@ -27,9 +26,13 @@ interface Variant {
 }
 
 const VARIANTS: readonly Variant[] = [
-  { label: 'probing off', mode: 'off', plugin: { statusMode: 'ok' } },
-  { label: 'probing on, plugin answers at once', mode: 'on', plugin: { statusMode: 'ok' } },
-  { label: 'probing on, plugin takes 50 ms', mode: 'on', plugin: { statusMode: 'slow', delayMs: 50 } },
+  { label: 'probing off', mode: 'off', plugin: { statusMode: 'ok', callLog: '' } },
+  { label: 'probing on, plugin answers at once', mode: 'on', plugin: { statusMode: 'ok', callLog: '' } },
+  {
+    label: 'probing on, plugin takes 50 ms',
+    mode: 'on',
+    plugin: { statusMode: 'slow', delayMs: 50, callLog: '' },
+  },
 ];
 
 /** utime+stime of the reaped children of `pid` (its plugin processes), in seconds. */
@@ -47,20 +50,7 @@ interface Member {
 
 async function start(variant: Variant, index: number): Promise<Member> {
   const dir = tempDir();
-  const confDir = join(dir, 'net.d');
-  const binDir = join(dir, 'bin');
-  mkdirSync(confDir);
-  mkdirSync(binDir);
-  copyFileSync(PLUGIN, join(binDir, 'cni-status-test'));
-  chmodSync(join(binDir, 'cni-status-test'), 0o755);
-  writeFileSync(
-    join(confDir, '10-bench.conflist'),
-    JSON.stringify({
-      cniVersion: '1.1.0',
-      name: 'bench-net',
-      plugins: [{ type: 'cni-status-test', ...variant.plugin }],
-    }),
-  );
+  const { confDir, binDir } = statusPluginNode(dir, variant.plugin);
   const server = await startAgent(dir, confDir, `agent-${index}`, {
     binDir,
     env: {

@@ -3,72 +3,20 @@
 // the one budget of a call against a hung plugin (and no process left behind), at most one plugin
 // process under a burst of calls, never ADD/DEL/CHECK/GC, and the last good state kept.
 import assert from 'node:assert/strict';
-import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { REPO_ROOT, scrape, startInProcess } from '../helpers/agent.js';
+import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import type { CriClient } from '../helpers/cri.js';
 import { tempDir } from '../helpers/fs.js';
+import { statusPluginNode } from '../helpers/status-plugin.js';
+import type { PluginNode } from '../helpers/status-plugin.js';
 import { until } from '../helpers/wait.js';
 
-const PLUGIN = join(REPO_ROOT, 'test', 'fixtures', 'plugins', 'cni-status-test');
-
-interface PluginNode {
-  confDir: string;
-  binDir: string;
-  conf: string;
-  setMode(mode: string): void;
-  /** Every invocation the plugin logged: "<CNI_COMMAND> <pid>". */
-  calls(): string[];
-  writeConf(extra?: Record<string, unknown>, cniVersion?: string): void;
-}
-
 function pluginNode(t: TestContext, extra: Record<string, unknown> = {}, cniVersion = '1.1.0'): PluginNode {
-  const root = tempDir(t);
-  const confDir = join(root, 'net.d');
-  const binDir = join(root, 'plugins');
-  mkdirSync(confDir);
-  mkdirSync(binDir);
-  copyFileSync(PLUGIN, join(binDir, 'cni-status-test'));
-  chmodSync(join(binDir, 'cni-status-test'), 0o755);
-  const modeFile = join(root, 'mode');
-  const callLog = join(root, 'calls');
-  const conf = join(confDir, '10-probe.conflist');
-  const node: PluginNode = {
-    confDir,
-    binDir,
-    conf,
-    setMode: (mode) => writeFileSync(modeFile, `${mode}\n`),
-    calls: () => {
-      try {
-        return readFileSync(callLog, 'utf8').split('\n').filter(Boolean);
-      } catch {
-        return [];
-      }
-    },
-    writeConf: (more = extra, version = cniVersion) =>
-      writeFileSync(
-        conf,
-        JSON.stringify({
-          cniVersion: version,
-          name: 'probe-net',
-          plugins: [{ type: 'cni-status-test', modeFile, callLog, ...more }],
-        }),
-      ),
-  };
-  node.setMode('ok');
-  node.writeConf();
-  return node;
+  return statusPluginNode(tempDir(t), extra, cniVersion);
 }
 
 async function networkReady(client: CriClient): Promise<{ status: boolean; message: string }> {

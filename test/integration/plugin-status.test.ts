@@ -3,7 +3,15 @@
 // the one budget of a call against a hung plugin (and no process left behind), at most one plugin
 // process under a burst of calls, never ADD/DEL/CHECK/GC, and the last good state kept.
 import assert from 'node:assert/strict';
-import { chmodSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -329,4 +337,31 @@ test('--plugin-status off never runs a plugin, even under containerd-2.1', async
   assert.deepEqual(node.calls(), []);
   assert.equal((await pluginInfo(client)).lastProbe, null);
   assert.equal(await gauge(metricsUrl, 'code_50'), undefined);
+});
+
+const DEBIAN_BRIDGE = '/usr/lib/cni/bridge';
+
+test('a real plugin too old for STATUS (Debian bridge 1.1.1 under cniVersion 1.1.0): containerd words, then why and what to do', async (t) => {
+  if (!existsSync(DEBIAN_BRIDGE)) {
+    t.skip(`${DEBIAN_BRIDGE} is missing: bash scripts/peers.sh debs installs containernetworking-plugins`);
+    return;
+  }
+  const confDir = join(tempDir(t), 'net.d');
+  mkdirSync(confDir);
+  writeFileSync(
+    join(confDir, '10-bridge.conflist'),
+    JSON.stringify({ cniVersion: '1.1.0', name: 'cbr0', plugins: [{ type: 'bridge', bridge: 'cni-never' }] }),
+  );
+  const { client } = await startInProcess(
+    t,
+    ['--cni-bin-dir', '/usr/lib/cni', '--semantics', 'containerd-2.1', '--refresh-timeout', '10s'],
+    confDir,
+  );
+  assert.deepEqual(await networkReady(client), {
+    status: false,
+    message:
+      "Network plugin returns error: missing containerID; this plugin supports CNI up to 1.0.0, STATUS needs 1.1.0: upgrade it or set the list's cniVersion below 1.1.0",
+  });
+  const plugin = (await pluginInfo(client)).lastProbe?.plugins[0];
+  assert.deepEqual([plugin?.result, plugin?.code, plugin?.path], ['error', 3, DEBIAN_BRIDGE]);
 });

@@ -249,7 +249,13 @@ export function classify(
       message: `netplugin failed but error parsing its diagnostic message ${goQuote(stdout.toString('utf8'))}: ${parsed.problem}`,
     };
   }
-  const message = parsed.details ? `${parsed.msg}; ${parsed.details}` : parsed.msg;
+  // libcni's text is empty for `{}`: say what the plugin did instead.
+  const message =
+    parsed.msg === '' && parsed.details === ''
+      ? `netplugin failed with an empty CNI error (code ${parsed.code}): ${exitText(outcome)}`
+      : parsed.details
+        ? `${parsed.msg}; ${parsed.details}`
+        : parsed.msg;
   const result = parsed.code === 50 ? 'code_50' : parsed.code === 51 ? 'code_51' : 'error';
   return { ...base, result, code: parsed.code, message };
 }

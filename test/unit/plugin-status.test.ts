@@ -122,6 +122,10 @@ test('each outcome is classified as libcni reads it, and told apart more finely 
   );
   assert.equal(c({ exitCode: 2 }).message, 'netplugin failed with no error message: exit status 2');
   assert.equal(
+    c({ exitCode: 1, stdout: Buffer.from('{}') }).message,
+    'netplugin failed with an empty CNI error (code 0): exit status 1',
+  );
+  assert.equal(
     c({ signal: 'SIGSEGV' }).message,
     'netplugin failed with no error message: signal: segmentation fault',
   );

@@ -245,6 +245,8 @@ export class PluginProber {
         clock,
         signal: this.abort.signal,
       });
+      // Bounded: binaries replaced over months must not grow it forever.
+      if (this.versions.size >= 256) this.versions.clear();
       this.versions.set(id, supportedVersions(outcome));
     }
     const versions = this.versions.get(id);

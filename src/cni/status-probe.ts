@@ -68,6 +68,9 @@ export function execPlugin(request: ExecRequest): Promise<ExecOutcome> {
       if (settled) return;
       settled = true;
       timer.cancel();
+      // The signal is the prober's and lives as long as the agent: a listener left on it per run
+      // would keep every finished run (and its output) alive.
+      request.signal?.removeEventListener('abort', kill);
       resolve({
         ...outcome,
         stdout: stdout.bytes(),

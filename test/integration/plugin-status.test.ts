@@ -232,6 +232,31 @@ test('50 concurrent Status calls share runs: never two plugin processes at once,
   assert.ok(maxInFlight <= 1, `${maxInFlight} plugin processes at once`);
 });
 
+test('probe runs leave nothing behind on the agent-long abort signal: 40 runs, no MaxListenersExceededWarning', async (t) => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): void => {
+    warnings.push(`${warning.name}: ${warning.message}`);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const node = pluginNode(t, { statusMode: 'ok' });
+  const { client } = await startInProcess(
+    t,
+    ['--cni-bin-dir', node.binDir, '--semantics', 'containerd-2.1', '--refresh-timeout', '10s'],
+    node.confDir,
+  );
+  const before = node.calls().length;
+  // One call at a time: each waits for a run that started after it arrived, so each is a new run.
+  for (let i = 0; i < 40; i++) assert.equal(condition(await client.status(), 'NetworkReady').status, true);
+  assert.ok(node.calls().length - before >= 40, `${node.calls().length - before} runs for 40 calls`);
+  await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+  assert.deepEqual(
+    warnings.filter((w) => w.includes('MaxListeners')),
+    [],
+    'a listener per run on the prober signal is a leak',
+  );
+});
+
 test('probes follow the plugin at --resync-interval with no Status call, and the Node-facing verdict says so', async (t) => {
   const node = pluginNode(t);
   const { metricsUrl, agent } = await startInProcess(

@@ -195,9 +195,9 @@ build_etcd() {
   go_peer etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "" build
 }
 
-# containerd 2.x beside Debian's 1.6 (59 s here with a cold build cache, 38 MB): its CRI plugin runs the CNI STATUS
-# verb on every Status. Its go.mod has exclude directives, hence the wrapper; CGO_ENABLED=0 drops
-# btrfs by itself. Only the daemon: no shim or ctr (the tests run no containers on it).
+# containerd 2.x beside Debian's 1.6 (built in 59 s here with a cold build cache; 38 MB): its CRI
+# plugin runs the CNI STATUS verb on every Status. Its go.mod has exclude directives, hence the
+# wrapper; CGO_ENABLED=0 drops btrfs by itself. Only the daemon: no shim or ctr (no containers run).
 build_containerd2() {
   go_peer containerd2 "$CONTAINERD2_VERSION" github.com/containerd/containerd/v2 \
     github.com/containerd/containerd/v2/cmd/containerd \

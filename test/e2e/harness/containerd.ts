@@ -1,6 +1,6 @@
-// A real containerd (Debian's 1.6, from scripts/peers.sh) as a throwaway e2e peer: root, a temp
-// state dir (short, since a unix socket path must stay under 108 bytes), the native snapshotter,
-// and a CNI conf dir the test chooses. Also: crictl against any CRI socket, containerd's answer
+// A real containerd (Debian's 1.6, or the 2.x that scripts/peers.sh builds) as a throwaway e2e
+// peer: root, a temp state dir (short, since a unix socket path must stay under 108 bytes), the
+// native snapshotter, and a CNI conf dir the test chooses. Also: crictl against any CRI socket, containerd's answer
 // "settled" (its CNI reload runs asynchronously on fsnotify events), and the scripted sequence of
 // conf-dir changes the differential tests apply to a dir both containerd and the agent watch.
 import { spawn } from 'node:child_process';
@@ -42,16 +42,22 @@ export interface CrictlInfo {
   [key: string]: unknown;
 }
 
-/** Runs crictl against `endpoint` (unix:///…) with no config file, so nothing on the host leaks in. */
+/**
+ * Runs crictl against `endpoint` (unix:///…) with no config file, so nothing on the host leaks in;
+ * `callTimeout` is crictl's own per-call deadline (its --timeout).
+ */
 export async function crictl(
   endpoint: string,
   args: readonly string[],
   timeoutMs = 30_000,
+  callTimeout = '10s',
 ): Promise<RunResult> {
   const { crictl: binary } = requirePeers('crictl');
-  return run(binary, ['--config', '/dev/null', '--runtime-endpoint', endpoint, '--timeout', '10s', ...args], {
-    timeoutMs,
-  });
+  return run(
+    binary,
+    ['--config', '/dev/null', '--runtime-endpoint', endpoint, '--timeout', callTimeout, ...args],
+    { timeoutMs },
+  );
 }
 
 /** `crictl info`, parsed; throws with crictl's output when it fails or prints something else than JSON. */
@@ -108,11 +114,43 @@ function defaultNetwork(info: CrictlInfo): string | null {
 
 // ---- containerd ----------------------------------------------------------------------------
 
+/** Debian's containerd 1.6 (config version 2), or containerd 2.x built by `scripts/peers.sh containerd2`. */
+export type ContainerdPeer = 'containerd' | 'containerd2';
+
 export interface ContainerdOptions {
   /** The CNI conf dir containerd's CRI plugin watches. */
   confDir: string;
   /** CNI plugin dir (default: the one scripts/peers.sh reports, /usr/lib/cni). */
   cniBinDir?: string;
+  /** Which containerd (default: Debian's 1.6). */
+  peer?: ContainerdPeer;
+}
+
+/** Each peer's config template: their formats differ (2.x moved the CRI and CNI keys); same placeholders. */
+const CONFIG_TEMPLATE: Record<ContainerdPeer, string> = {
+  containerd: 'containerd-config.toml.tmpl',
+  containerd2: 'containerd2-config.toml.tmpl',
+};
+
+/** The config file text for `peer`, every placeholder of its scripts/ template filled in. */
+export function containerdConfig(
+  peer: ContainerdPeer,
+  paths: { stateDir: string; confDir: string; cniBinDir: string },
+): string {
+  const template = join(REPO_ROOT, 'scripts', CONFIG_TEMPLATE[peer]);
+  let text: string;
+  try {
+    text = readFileSync(template, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${template} (the ${peer} peer's config template): ${String(error)}`);
+  }
+  const config = text
+    .replaceAll('@STATE_DIR@', paths.stateDir)
+    .replaceAll('@CONF_DIR@', paths.confDir)
+    .replaceAll('@CNI_BIN_DIR@', paths.cniBinDir);
+  const left = /@[A-Z_]+@/.exec(config);
+  if (left) throw new Error(`${template} has a placeholder the harness does not fill: ${left[0]}`);
+  return config;
 }
 
 export interface Containerd {
@@ -121,7 +159,10 @@ export interface Containerd {
   socket: string;
   stateDir: string;
   confDir: string;
+  peer: ContainerdPeer;
   pid(): number | undefined;
+  /** Whether the process is up (containerd 2.x exits by itself when its conf dir is removed). */
+  running(): boolean;
   /** Everything containerd logged since the harness started it (all runs). */
   log(): string;
   /** SIGTERM and wait for the exit (SIGKILL after 10 s). */
@@ -136,7 +177,9 @@ export interface Containerd {
 }
 
 export async function startContainerd(cleanup: Cleanup, options: ContainerdOptions): Promise<Containerd> {
-  const peers = requirePeers('containerd', 'crictl', 'cniBinDir');
+  const peer = options.peer ?? 'containerd';
+  const peers = requirePeers(peer, 'crictl', 'cniBinDir');
+  const binary = peers[peer];
   if (process.getuid?.() !== 0) {
     throw new Error(
       'the containerd e2e peer must run as root (its CRI plugin sets up state dirs and mounts)',
@@ -145,20 +188,14 @@ export async function startContainerd(cleanup: Cleanup, options: ContainerdOptio
   const stateDir = mkdtempSync('/tmp/ctrd-');
   const socket = join(stateDir, 'containerd.sock');
   const endpoint = `unix://${socket}`;
-  const template = join(REPO_ROOT, 'scripts', 'containerd-config.toml.tmpl');
-  let text: string;
-  try {
-    text = readFileSync(template, 'utf8');
-  } catch (error) {
-    throw new Error(`cannot read ${template} (written by scripts/peers.sh's author): ${String(error)}`);
-  }
   const config = join(stateDir, 'config.toml');
   writeFileSync(
     config,
-    text
-      .replaceAll('@STATE_DIR@', stateDir)
-      .replaceAll('@CONF_DIR@', options.confDir)
-      .replaceAll('@CNI_BIN_DIR@', options.cniBinDir ?? peers.cniBinDir),
+    containerdConfig(peer, {
+      stateDir,
+      confDir: options.confDir,
+      cniBinDir: options.cniBinDir ?? peers.cniBinDir,
+    }),
   );
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -166,7 +203,7 @@ export async function startContainerd(cleanup: Cleanup, options: ContainerdOptio
 
   const start = async (): Promise<void> => {
     if (child) throw new Error('containerd is already running');
-    const spawned = spawn(peers.containerd, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const spawned = spawn(binary, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = spawned;
     spawned.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     spawned.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -212,7 +249,9 @@ export async function startContainerd(cleanup: Cleanup, options: ContainerdOptio
     socket,
     stateDir,
     confDir: options.confDir,
+    peer,
     pid: () => child?.pid,
+    running: () => child !== undefined,
     log: () => output,
     stop,
     start,

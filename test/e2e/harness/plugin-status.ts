@@ -373,8 +373,11 @@ export interface StatusAgentEndpoint {
   pid: number;
 }
 
+/** STATUS runs so far per runner (the agent may also ask VERSION to explain a failure). */
 const runCounts = (rig: StatusRig): Record<Runner, number> =>
-  Object.fromEntries(RUNNERS.map((r) => [r, rig.runs(r).length])) as Record<Runner, number>;
+  Object.fromEntries(
+    RUNNERS.map((r) => [r, rig.runs(r).filter((run) => run.command === 'STATUS').length]),
+  ) as Record<Runner, number>;
 
 const runsSince = (rig: StatusRig, before: Record<Runner, number>): Record<Runner, number> => {
   const now = runCounts(rig);

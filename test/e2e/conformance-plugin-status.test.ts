@@ -126,9 +126,9 @@ test(
             assert.match(seen.message, o.step.ownMessage.agent, `containerd-2.1: ${o.step.ownMessage.why}`);
           } else {
             assert.equal(
-              seen.message,
-              o.containerd.view.message,
-              "containerd-2.1: the plugin's own message, in containerd's words",
+              rig.withoutBinDirs(seen.message),
+              rig.withoutBinDirs(o.containerd.view.message),
+              "containerd-2.1: containerd's message, word for word",
             );
           }
         }
@@ -177,11 +177,31 @@ test(
           rig.runs('containerd-2.1').every((r) => r.command === 'STATUS' || r.command === 'VERSION'),
           'containerd-2.1: STATUS (and VERSION to explain a failure) only',
         );
-        const byRunner = ['containerd', ...STATUS_AGENTS] as const;
-        assert.equal(
-          all.length,
-          byRunner.reduce((n, runner) => n + rig.runs(runner).length, 0),
-          "the plugin's callLog and the runners' logs count the same runs",
+        // Every run the plugin logged came through one runner's wrapper (same pid: the wrapper
+        // execs it). Not the other way round: a run killed or just starting may not have logged.
+        const viaRunner = new Set(
+          (['containerd', ...STATUS_AGENTS] as const).flatMap((runner) => rig.runs(runner).map((r) => r.pid)),
+        );
+        assert.deepEqual(
+          all.filter((r) => !viaRunner.has(r.pid)),
+          [],
+          'plugin runs that no runner started',
+        );
+      },
+    );
+
+    // Where containerd 2.x exits, the agent should also say what happened to the dir; today it
+    // re-arms its watch silently (nothing is logged when the recreated dir holds the same files).
+    await t.test(
+      'dir-recreated: the agent logs that the conf dir was removed and recreated',
+      {
+        todo: 'the watcher re-arms silently: no log line, Event or info field tells the operator (issue 10, Deliver 5)',
+      },
+      () => {
+        const lines = agents['containerd-2.1'].output().split('\n');
+        assert.ok(
+          lines.some((line) => line.includes(rig.confDir) && /removed|recreated|re-armed/.test(line)),
+          'a log line about the removed conf dir',
         );
       },
     );

@@ -163,6 +163,15 @@ export async function pluginStatusBenchmark(): Promise<string> {
     ),
     fmt(med(list, (m) => m.throughput)),
   ]);
+  const ratio = (phase: string, concurrency: number, pick: (m: Measured) => number): string => {
+    const of = (label: string): number => med(results.get(`${phase}\t${concurrency}\t${label}`) ?? [], pick);
+    const value = of(PROBING) / of(CONTAINERD2);
+    return Number.isFinite(value) ? `${fmt(value, 2)}×` : 'n/a';
+  };
+  const ratios = CONCURRENCY.map(
+    (c) =>
+      `- concurrency ${c}, agent (probing) / containerd 2.4.2: CPU with plugin runs ${ratio('cpu', c, (m) => m.cpuWithPluginsUs)}, server alone ${ratio('cpu', c, (m) => m.cpuUs)}, p50 with the 50 ms plugin ${ratio('slow', c, (m) => m.p50Us)}, p99 ${ratio('slow', c, (m) => m.p99Us)}`,
+  );
   return [
     `### CNI STATUS probing: server CPU per Status, plugin ok (${fmt(calls)} calls × ${rounds} interleaved rounds, medians)`,
     '',
@@ -182,6 +191,7 @@ export async function pluginStatusBenchmark(): Promise<string> {
     '',
     table(['concurrency', 'server', 'p50 ms', 'p99 ms', 'plugin runs/call', 'calls/s'], slowRows),
     '',
+    ...ratios,
     `- plugin: test/fixtures/plugins/cni-status-test (a /bin/sh script) under cniVersion 1.1.0; containerd ${containerdVersion('containerd2')}`,
     ...(fleet.skipped ? [`- skipped: ${fleet.skipped}`] : []),
     `- command: \`${commandLine('plugin-status')}\``,

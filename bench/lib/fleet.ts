@@ -59,7 +59,7 @@ export async function startFleet(kinds: readonly ServerKind[], fleetDir = DEFAUL
     if (kind.kind === 'agent') {
       server = await startAgent(dir, confDir, kind.label.replace(/\W+/g, '-'), {
         nodeOptions: kind.nodeOptions ?? '',
-        cniBinDir: fleetDir.cniBinDir,
+        binDir: fleetDir.cniBinDir,
         ...(kind.cli ? { cli: kind.cli } : {}),
         ...(kind.args ? { args: kind.args } : {}),
       });

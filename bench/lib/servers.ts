@@ -51,7 +51,7 @@ export interface AgentOptions {
   cli?: string;
   env?: NodeJS.ProcessEnv;
   /** --cni-bin-dir (default CNI_BIN_DIR). */
-  cniBinDir?: string;
+  binDir?: string;
   /** More `serve` flags (e.g. --semantics, --plugin-status). */
   args?: readonly string[];
 }
@@ -80,7 +80,7 @@ export function startAgent(
     '--cni-conf-dir',
     confDir,
     '--cni-bin-dir',
-    options.cniBinDir ?? CNI_BIN_DIR,
+    options.binDir ?? CNI_BIN_DIR,
     '--socket',
     socket,
     '--metrics-address',

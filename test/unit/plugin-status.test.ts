@@ -307,21 +307,22 @@ test("a Status call's one budget with a fake exec: the probe waits only for what
   const clock = new ManualClock();
   const net = networkState(t, ['a']);
   const { calls, exec } = fakeExec();
-  let verdicts: VerdictPublisher | undefined;
+  const sink: { verdicts?: VerdictPublisher } = {};
   const prober = new PluginProber({
     mode: 'auto',
     timeoutMs: 2000,
     clock,
-    onReport: (r) => verdicts?.pluginStatusChanged(r),
+    onReport: (r) => sink.verdicts?.pluginStatusChanged(r),
     exec,
   });
-  verdicts = new VerdictPublisher({
+  const verdicts = new VerdictPublisher({
     source: net.refresher,
     staleAfterMs: undefined,
     probes: prober,
     clock,
     onError: (e) => assert.fail(String(e)),
   });
+  sink.verdicts = verdicts;
   let answered = false;
   const call = verdicts.fresh(Deadline.after(clock, 1000)).then((v) => {
     answered = true;

@@ -211,65 +211,61 @@ const CONTAINERD_EXITS =
 const PREFIX = 'Network plugin returns error: ';
 const exact = (cause: string): string => `${PREFIX}${cause}`;
 
-/**
- * ONE sequence, in order. The hang step comes last but one (it holds containerd's lock until its
- * plugin is killed), the dir-recreate step last (containerd 2.x exits).
- */
-export const STATUS_SEQUENCE: readonly StatusStep[] = [
-  {
-    name: 'ok',
-    does: `write ${LIST_FILE} (cniVersion 1.1.0, the test plugin) in place; STATUS succeeds`,
+/** The list with the test plugin (cniVersion 1.1.0), written in place, the plugin answering ok. */
+function okList(name: string, does: string): StatusStep {
+  return {
+    name,
+    does,
     apply: (rig) => {
       rig.setMode('ok');
       rig.writeList('1.1.0', [rig.testPlugin()]);
     },
     containerd: { ready: true },
     probes: 1,
-  },
-  {
-    name: 'fail50',
-    does: 'the plugin answers STATUS with error code 50 (exit 1)',
-    apply: (rig) => rig.setMode('fail50'),
-    containerd: { ready: false, message: exact('plugin not ready: agent down') },
+  };
+}
+
+/** A step that only switches the plugin's mode (no conf change): the isulad agent, probing off, stays ready. */
+function pluginSays(
+  mode: string,
+  does: string,
+  containerd: { ready: true } | { ready: false; message: string },
+): StatusStep {
+  return {
+    name: mode,
+    does: `the plugin ${does}`,
+    apply: (rig) => rig.setMode(mode),
+    containerd,
     probes: 1,
-    differs: { isulad: { why: PROBING_OFF } },
-  },
-  {
-    name: 'fail51',
-    does: 'the plugin answers with code 51 and details',
-    apply: (rig) => rig.setMode('fail51'),
-    containerd: { ready: false, message: exact('plugin not ready: existing pods degraded; agent lost') },
-    probes: 1,
-    differs: { isulad: { why: PROBING_OFF } },
-  },
-  {
-    name: 'errexit0',
-    does: 'the plugin prints an error JSON but exits 0',
-    apply: (rig) => rig.setMode('errexit0'),
-    containerd: { ready: true },
-    probes: 1,
-  },
-  {
-    name: 'nonjson',
-    does: 'the plugin prints non-JSON on stdout and exits 1',
-    apply: (rig) => rig.setMode('nonjson'),
-    containerd: {
-      ready: false,
-      message: exact(
-        `netplugin failed but error parsing its diagnostic message "oops not json\\n": invalid character 'o' looking for beginning of value`,
-      ),
-    },
-    probes: 1,
-    differs: { isulad: { why: PROBING_OFF } },
-  },
-  {
-    name: 'stderr',
-    does: 'the plugin prints only on stderr and exits 1',
-    apply: (rig) => rig.setMode('stderr'),
-    containerd: { ready: false, message: exact('netplugin failed: "boom on stderr\\n": exit status 1') },
-    probes: 1,
-    differs: { isulad: { why: PROBING_OFF } },
-  },
+    ...(containerd.ready ? {} : { differs: { isulad: { why: PROBING_OFF } } }),
+  };
+}
+
+/**
+ * ONE sequence, in order. The hang step comes last but one (it holds containerd's lock until its
+ * plugin is killed), the dir-recreate step last (containerd 2.x exits).
+ */
+export const STATUS_SEQUENCE: readonly StatusStep[] = [
+  okList('ok', `write ${LIST_FILE} (cniVersion 1.1.0, the test plugin) in place; STATUS succeeds`),
+  pluginSays('fail50', 'answers STATUS with error code 50 (exit 1)', {
+    ready: false,
+    message: exact('plugin not ready: agent down'),
+  }),
+  pluginSays('fail51', 'answers with code 51 and details', {
+    ready: false,
+    message: exact('plugin not ready: existing pods degraded; agent lost'),
+  }),
+  pluginSays('errexit0', 'prints an error JSON but exits 0', { ready: true }),
+  pluginSays('nonjson', 'prints non-JSON on stdout and exits 1', {
+    ready: false,
+    message: exact(
+      `netplugin failed but error parsing its diagnostic message "oops not json\\n": invalid character 'o' looking for beginning of value`,
+    ),
+  }),
+  pluginSays('stderr', 'prints only on stderr and exits 1', {
+    ready: false,
+    message: exact('netplugin failed: "boom on stderr\\n": exit status 1'),
+  }),
   {
     name: 'cniVersion-1.0.0',
     does: 'the plugin fails (code 50) but the list says cniVersion 1.0.0 (rewritten in place): STATUS is skipped',
@@ -316,16 +312,7 @@ export const STATUS_SEQUENCE: readonly StatusStep[] = [
       why: 'containerd says go-cni is not initialized; the agent names the empty dir (as with containerd 1.6)',
     },
   },
-  {
-    name: 'ok-again',
-    does: `write ${LIST_FILE} (1.1.0, the test plugin) back; STATUS succeeds`,
-    apply: (rig) => {
-      rig.setMode('ok');
-      rig.writeList('1.1.0', [rig.testPlugin()]);
-    },
-    containerd: { ready: true },
-    probes: 1,
-  },
+  okList('ok-again', `write ${LIST_FILE} (1.1.0, the test plugin) back; STATUS succeeds`),
   {
     name: 'hang',
     does: 'the plugin hangs in STATUS (sleeps an hour)',
@@ -390,6 +377,16 @@ const runsSince = (rig: StatusRig, before: Record<Runner, number>): Record<Runne
   return Object.fromEntries(RUNNERS.map((r) => [r, now[r] - before[r]])) as Record<Runner, number>;
 };
 
+/** Each agent's answer (crictl info). */
+async function askAgents(
+  agents: Record<StatusAgent, StatusAgentEndpoint>,
+): Promise<Record<StatusAgent, NetworkView>> {
+  return {
+    'containerd-2.1': networkView(await crictlInfo(agents['containerd-2.1'].endpoint)),
+    isulad: networkView(await crictlInfo(agents.isulad.endpoint)),
+  };
+}
+
 /**
  * Applies STATUS_SEQUENCE step by step and observes containerd and each agent (crictl info on every
  * side). `onStep` sees each observation as it is made.
@@ -401,10 +398,7 @@ export async function observeStatusSequence(options: {
   onStep?: (observation: StatusObservation) => void;
 }): Promise<StatusObservation[]> {
   const { rig, containerd, agents } = options;
-  const agentViews = async (): Promise<Record<StatusAgent, NetworkView>> => ({
-    'containerd-2.1': networkView(await crictlInfo(agents['containerd-2.1'].endpoint)),
-    isulad: networkView(await crictlInfo(agents.isulad.endpoint)),
-  });
+  const agentViews = (): Promise<Record<StatusAgent, NetworkView>> => askAgents(agents);
   const observations: StatusObservation[] = [];
   for (const step of STATUS_SEQUENCE) {
     const before = runCounts(rig);
@@ -466,10 +460,7 @@ async function observeHang(
   let views: Record<StatusAgent, NetworkView>;
   try {
     for (;;) {
-      views = {
-        'containerd-2.1': networkView(await crictlInfo(agents['containerd-2.1'].endpoint)),
-        isulad: networkView(await crictlInfo(agents.isulad.endpoint)),
-      };
+      views = await askAgents(agents);
       const elapsed = Date.now() - started;
       if (elapsed >= 6000 && (!said || said.test(views['containerd-2.1'].message))) break;
       if (elapsed >= 30_000) break;
@@ -541,18 +532,12 @@ async function observeExit(
   const views = await until(
     'both agents to serve the recreated dir',
     async () => {
-      const seen = {
-        'containerd-2.1': networkView(await crictlInfo(agents['containerd-2.1'].endpoint)),
-        isulad: networkView(await crictlInfo(agents.isulad.endpoint)),
-      };
+      const seen = await askAgents(agents);
       return seen['containerd-2.1'].ready && seen.isulad.ready ? seen : undefined;
     },
     20_000,
     { intervalMs: 250 },
-  ).catch(async () => ({
-    'containerd-2.1': networkView(await crictlInfo(agents['containerd-2.1'].endpoint)),
-    isulad: networkView(await crictlInfo(agents.isulad.endpoint)),
-  }));
+  ).catch(() => askAgents(agents)); // as they are: the assertions say what is wrong
   return { step, containerd: containerdObserved, agents: views, runs: runsSince(rig, before) };
 }
 

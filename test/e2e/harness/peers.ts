@@ -132,7 +132,8 @@ export function skipWithoutPeers(...names: PeerName[]): string | undefined {
   if (process.env[REQUIRE_PEERS_VARIABLE] === '1') {
     throw new Error(`e2e peers are missing and ${REQUIRE_PEERS_VARIABLE}=1:\n${missing.join('\n')}`);
   }
-  return `skipped: a peer is missing (set ${REQUIRE_PEERS_VARIABLE}=1 to make this a failure):\n${missing.join('\n')}`;
+  // One line: the test runner prints a skip reason on the test's own line.
+  return `a peer is missing (set ${REQUIRE_PEERS_VARIABLE}=1 to make this a failure): ${missing.map((m) => m.trim()).join('; ')}`;
 }
 
 function missingPeers(names: readonly PeerName[]): string[] {

@@ -12,9 +12,10 @@
 // (the default 1 s budget would answer a call from the last result instead, on a loaded machine).
 //
 //   node dist/bench/plugin-status.js [--rounds 3] [--calls 400] [--slow-calls 100]
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { STATUS_TEST_PLUGIN } from '../test/e2e/harness/plugin-status.js';
+import { statusPluginNode } from '../test/helpers/status-plugin.js';
+import type { PluginNode } from '../test/helpers/status-plugin.js';
 import { runScript, tempDir } from './lib/cleanup.js';
 import { CNI_BIN_DIR } from './lib/conf.js';
 import { interleave, progress, startFleet } from './lib/fleet.js';
@@ -38,52 +39,21 @@ interface Measured {
   p99Us: number;
 }
 
-/** The plugin's bin dir and files, outside the conf dir: a copy of the test plugin, its mode file and call log. */
-function pluginDir(): { binDir: string; modeFile: string; callLog: string; list: string } {
-  const dir = tempDir('cnb-ps-');
-  const binDir = join(dir, 'bin');
-  const modeFile = join(dir, 'mode');
-  const callLog = join(dir, 'calls.log');
-  mkdirSync(binDir);
-  copyFileSync(STATUS_TEST_PLUGIN, join(binDir, 'cni-status-test'));
-  chmodSync(join(binDir, 'cni-status-test'), 0o755);
-  // containerd also loads its loopback network from the bin dirs; the agent ignores it.
-  symlinkSync(join(CNI_BIN_DIR, 'loopback'), join(binDir, 'loopback'));
-  writeFileSync(modeFile, 'ok\n');
-  writeFileSync(callLog, '');
-  return {
-    binDir,
-    modeFile,
-    callLog,
-    list: `${JSON.stringify(
-      {
-        cniVersion: '1.1.0',
-        name: 'status-bench',
-        plugins: [{ type: 'cni-status-test', modeFile, callLog, delayMs: 50 }],
-      },
-      null,
-      2,
-    )}\n`,
-  };
-}
-
-const runsLogged = (callLog: string): number =>
-  readFileSync(callLog, 'utf8')
-    .split('\n')
-    .filter((line) => line.startsWith('STATUS ')).length;
+const statusRuns = (node: PluginNode): number =>
+  node.calls().filter((line) => line.startsWith('STATUS ')).length;
 
 async function measure(
   member: Member,
   calls: number,
   concurrency: number,
-  callLog: string,
+  node: PluginNode,
 ): Promise<Measured> {
   const pid = member.server.pid;
   const cpu0 = cpuSeconds(pid);
   const all0 = cpuSecondsWithChildren(pid);
-  const runs0 = runsLogged(callLog);
+  const runs0 = statusRuns(node);
   const result = await member.client.run(calls, concurrency, false, 300);
-  const runs = runsLogged(callLog) - runs0;
+  const runs = statusRuns(node) - runs0;
   return {
     cpuUs: ((cpuSeconds(pid) - cpu0) * 1e6) / result.calls,
     cpuWithPluginsUs: ((cpuSecondsWithChildren(pid) - all0) * 1e6) / result.calls,
@@ -98,33 +68,32 @@ export async function pluginStatusBenchmark(): Promise<string> {
   const rounds = intFlag('rounds', 3);
   const calls = intFlag('calls', 400);
   const slowCalls = intFlag('slow-calls', 100);
-  const plugin = pluginDir();
+  // The test plugin's node (part A's helper), plus loopback: containerd loads its loopback
+  // network from the bin dirs too.
+  const node = statusPluginNode(tempDir('cnb-ps-'), { delayMs: 50 });
+  symlinkSync(join(CNI_BIN_DIR, 'loopback'), join(node.binDir, 'loopback'));
   const agent = ['--semantics', 'containerd-2.1', '--refresh-timeout', '10s', '--plugin-status'];
   const kinds: ServerKind[] = [
     { kind: 'agent', label: PROBING, args: [...agent, 'auto'] },
     { kind: 'agent', label: FILES_ONLY, args: [...agent, 'off'] },
     { kind: 'containerd', label: CONTAINERD2, peer: 'containerd2' },
   ];
-  const fleet = await startFleet(kinds, {
-    cniBinDir: plugin.binDir,
-    populate: (confDir) => writeFileSync(join(confDir, '10-status.conflist'), plugin.list),
-  });
-  const setMode = (mode: string): void => writeFileSync(plugin.modeFile, `${mode}\n`);
+  const fleet = await startFleet(kinds, { confDir: node.confDir, cniBinDir: node.binDir });
 
   const results = new Map<string, Measured[]>();
   const record = (key: string, m: Measured): void => {
     results.set(key, [...(results.get(key) ?? []), m]);
   };
-  setMode('ok');
+  node.setMode('ok');
   for (const member of fleet.members) await member.client.run(Math.min(calls, 200), 16); // warm-up
   for (const [phase, mode, n] of [
     ['cpu', 'ok', calls],
     ['slow', 'slow', slowCalls],
   ] as const) {
-    setMode(mode);
+    node.setMode(mode);
     for (const concurrency of CONCURRENCY) {
       await interleave(fleet.members, rounds, async (member, round) => {
-        const m = await measure(member, n, concurrency, plugin.callLog);
+        const m = await measure(member, n, concurrency, node);
         record(`${phase}\t${concurrency}\t${member.label}`, m);
         progress(
           `plugin-status ${phase} round ${round + 1}/${rounds} c=${concurrency} ${member.label}: ${fmt(m.cpuUs, 1)} µs/call (+plugins ${fmt(m.cpuWithPluginsUs, 1)}), ${fmt(m.runsPerCall, 2)} runs/call, p50 ${fmt(m.p50Us / 1000, 1)} ms, p99 ${fmt(m.p99Us / 1000, 1)} ms`,

@@ -17,10 +17,9 @@ export type ServerKind =
   | { kind: 'http2'; label: string }
   | { kind: 'containerd'; label: string; peer?: ContainerdPeer };
 
-/** The conf dir the fleet shares; default: one valid conflist (bridge, host-local, portmap) and CNI_BIN_DIR. */
+/** A conf dir made beforehand for the fleet to share, and the bin dir its plugins are in. */
 export interface FleetDir {
-  /** Fills the fresh conf dir (the fleet's temp dir is passed for files that live outside it). */
-  populate(confDir: string, dir: string): void;
+  confDir: string;
   cniBinDir: string;
 }
 
@@ -41,17 +40,18 @@ export interface Fleet {
   skipped?: string;
 }
 
-const DEFAULT_DIR: FleetDir = {
-  populate: (confDir) => writeAtomic(confDir, '10-bench.conflist', conflist('bench-net')),
-  cniBinDir: CNI_BIN_DIR,
-};
-
-/** Starts the servers on one conf dir (by default one valid conflist); containerd is skipped (with the reason) when it cannot run. */
-export async function startFleet(kinds: readonly ServerKind[], fleetDir = DEFAULT_DIR): Promise<Fleet> {
+/**
+ * Starts the servers on one conf dir: `shared`, or a new one holding one valid conflist (bridge,
+ * host-local, portmap from CNI_BIN_DIR). containerd is skipped (with the reason) when it cannot run.
+ */
+export async function startFleet(kinds: readonly ServerKind[], shared?: FleetDir): Promise<Fleet> {
   const dir = tempDir();
-  const confDir = join(dir, 'net.d');
-  mkdirSync(confDir);
-  fleetDir.populate(confDir, dir);
+  const confDir = shared?.confDir ?? join(dir, 'net.d');
+  const cniBinDir = shared?.cniBinDir ?? CNI_BIN_DIR;
+  if (!shared) {
+    mkdirSync(confDir);
+    writeAtomic(confDir, '10-bench.conflist', conflist('bench-net'));
+  }
   const members: Member[] = [];
   let skipped: string | undefined;
   for (const kind of kinds) {
@@ -59,7 +59,7 @@ export async function startFleet(kinds: readonly ServerKind[], fleetDir = DEFAUL
     if (kind.kind === 'agent') {
       server = await startAgent(dir, confDir, kind.label.replace(/\W+/g, '-'), {
         nodeOptions: kind.nodeOptions ?? '',
-        binDir: fleetDir.cniBinDir,
+        binDir: cniBinDir,
         ...(kind.cli ? { cli: kind.cli } : {}),
         ...(kind.args ? { args: kind.args } : {}),
       });
@@ -79,7 +79,7 @@ export async function startFleet(kinds: readonly ServerKind[], fleetDir = DEFAUL
       }
       const state = join(dir, peer === 'containerd' ? 'ctd' : 'ctd2');
       mkdirSync(state);
-      server = await startContainerd(state, confDir, peer, fleetDir.cniBinDir);
+      server = await startContainerd(state, confDir, peer, cniBinDir);
     }
     members.push({ label: kind.label, server, client: await LoadClient.open(server.socket) });
   }

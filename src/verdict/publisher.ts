@@ -66,6 +66,8 @@ export class VerdictPublisher implements VerdictSource {
   private timeout: RefreshTimeout | undefined;
   private lastRefreshedAt: number | undefined;
   private pluginStatus: PluginStatusReport | undefined;
+  /** Status calls between asking for their refresh and asking for their probe. */
+  private callsWaiting = 0;
   private readonly exporters: VerdictExporter[] = [];
   private deadline: Timer | undefined;
   private stopped = false;
@@ -83,8 +85,9 @@ export class VerdictPublisher implements VerdictSource {
       this.lastRefreshedAt = report.at;
       const previousKey = networkKey(this.verdict.state);
       this.decide(report.state);
-      // A new network in force is probed at once, so metrics and the Node condition follow it.
-      if (networkKey(report.state) !== previousKey) void this.probe(report.state);
+      // A new network in force is probed at once, so metrics and the Node condition follow it;
+      // while Status calls wait, they start that probe themselves (one run, not two).
+      if (networkKey(report.state) !== previousKey && this.callsWaiting === 0) void this.probe(report.state);
       for (const exporter of this.exporters) this.guard(() => exporter.onRefresh?.(report));
     });
   }
@@ -98,20 +101,22 @@ export class VerdictPublisher implements VerdictSource {
   async fresh(deadline?: Deadline): Promise<Verdict> {
     const { source, clock } = this.options;
     const askedAt = clock.now();
-    const refresh = source.fresh().then(
-      () => true,
-      (error: unknown) => {
-        // A refresh that throws is a bug, not a config problem: answer from the last verdict.
-        this.options.onError(error);
-        return true;
-      },
-    );
-    if (deadline === undefined) {
-      await refresh;
-      await this.probe(this.verdict.state);
-      return this.current;
+    this.callsWaiting++;
+    let refreshed: boolean;
+    try {
+      const refresh = source.fresh().then(
+        () => true,
+        (error: unknown) => {
+          // A refresh that throws is a bug, not a config problem: answer from the last verdict.
+          this.options.onError(error);
+          return true;
+        },
+      );
+      refreshed = deadline === undefined ? await refresh : await this.until(refresh, deadline);
+    } finally {
+      this.callsWaiting--;
     }
-    if (!(await this.until(refresh, deadline))) {
+    if (!refreshed) {
       this.refreshTimedOut(source.inFlightSince ?? askedAt);
       return this.current;
     }
@@ -119,10 +124,12 @@ export class VerdictPublisher implements VerdictSource {
     // (bounded by its own timeout) and its result lands in the verdict for later calls.
     const probe = this.probe(this.verdict.state);
     if (probe)
-      await this.until(
-        probe.then(() => true),
-        deadline,
-      );
+      await (deadline === undefined
+        ? probe
+        : this.until(
+            probe.then(() => true),
+            deadline,
+          ));
     return this.current;
   }
 

@@ -12,7 +12,7 @@ import { crictl, crictlCondition, crictlInfo, startContainerd } from './harness/
 import type { CrictlInfo } from './harness/containerd.js';
 import { describeRun, requirePeers } from './harness/peers.js';
 
-const INFO_KEYS = ['cniconfig', 'config', 'lastCNILoadStatus', 'refresh', 'version'];
+const INFO_KEYS = ['cniconfig', 'config', 'lastCNILoadStatus', 'pluginStatus', 'refresh', 'version'];
 
 async function agentWith(t: import('node:test').TestContext, files: Record<string, string>) {
   const { cniBinDir } = requirePeers('crictl', 'cniBinDir');

@@ -72,6 +72,7 @@ test('valid file: NetworkReady true, and verbose info holds the network and file
     'cniconfig',
     'config',
     'lastCNILoadStatus',
+    'pluginStatus',
     'refresh',
     'version',
   ]);

@@ -17,13 +17,12 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../helpers/agent.js';
+import { STATUS_PLUGIN } from '../../helpers/status-plugin.js';
 import { sleep, until } from '../../helpers/wait.js';
 import { crictl, crictlInfo, networkView, settledNetworkView } from './containerd.js';
 import type { Containerd, CrictlInfo, KnownDisagreement, NetworkView } from './containerd.js';
 import { describeRun } from './peers.js';
 
-export const STATUS_TEST_PLUGIN = join(REPO_ROOT, 'test', 'fixtures', 'plugins', 'cni-status-test');
 export const STATUS_NETWORK = 'status-net';
 export const LIST_FILE = '10-status.conflist';
 
@@ -75,7 +74,7 @@ export function makeStatusRig(root: string, cniBinDir: string): StatusRig {
   const plugin = join(root, 'plugin', 'cni-status-test');
   mkdirSync(confDir);
   mkdirSync(join(root, 'plugin'));
-  copyFileSync(STATUS_TEST_PLUGIN, plugin);
+  copyFileSync(STATUS_PLUGIN, plugin);
   chmodSync(plugin, 0o755);
   writeFileSync(modeFile, 'ok\n');
   writeFileSync(callLog, '');

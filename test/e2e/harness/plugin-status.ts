@@ -376,6 +376,15 @@ const runsSince = (rig: StatusRig, before: Record<Runner, number>): Record<Runne
   return Object.fromEntries(RUNNERS.map((r) => [r, now[r] - before[r]])) as Record<Runner, number>;
 };
 
+/** A step being observed: the rig, the runners, and the STATUS runs counted before it was applied. */
+interface Observing {
+  step: StatusStep;
+  rig: StatusRig;
+  containerd: Containerd;
+  agents: Record<StatusAgent, StatusAgentEndpoint>;
+  before: Record<Runner, number>;
+}
+
 /** Each agent's answer (crictl info). */
 async function askAgents(
   agents: Record<StatusAgent, StatusAgentEndpoint>,
@@ -404,9 +413,9 @@ export async function observeStatusSequence(options: {
     step.apply(rig);
     let observation: StatusObservation;
     if ('hangs' in step.containerd) {
-      observation = await observeHang(step, rig, containerd, agents, before);
+      observation = await observeHang({ step, rig, containerd, agents, before });
     } else if ('exits' in step.containerd) {
-      observation = await observeExit(step, rig, containerd, agents, before);
+      observation = await observeExit({ step, rig, containerd, agents, before });
     } else {
       const settled = await settledNetworkView(containerd.endpoint);
       const views = await agentViews();
@@ -435,13 +444,7 @@ export async function observeStatusSequence(options: {
  * alive at once are sampled. Then the plugin is switched back to ok and containerd's hung runs
  * are killed; if containerd still does not answer, it is restarted (a fresh containerd).
  */
-async function observeHang(
-  step: StatusStep,
-  rig: StatusRig,
-  containerd: Containerd,
-  agents: Record<StatusAgent, StatusAgentEndpoint>,
-  before: Record<Runner, number>,
-): Promise<StatusObservation> {
+async function observeHang({ step, rig, containerd, agents, before }: Observing): Promise<StatusObservation> {
   const args = ['info', '-o', 'json'];
   const hung = crictl(containerd.endpoint, args, 30_000, '2s');
   let maxInFlight = 0;
@@ -503,13 +506,7 @@ async function observeHang(
 }
 
 /** The dir-recreate step: containerd 2.x exits (its log says why); the agents keep answering. */
-async function observeExit(
-  step: StatusStep,
-  rig: StatusRig,
-  containerd: Containerd,
-  agents: Record<StatusAgent, StatusAgentEndpoint>,
-  before: Record<Runner, number>,
-): Promise<StatusObservation> {
+async function observeExit({ step, rig, containerd, agents, before }: Observing): Promise<StatusObservation> {
   const since = containerd.log().length;
   let containerdObserved: ContainerdObserved;
   try {

@@ -24,7 +24,7 @@ import {
   observeStatusSequence,
   statusTable,
 } from './harness/plugin-status.js';
-import type { StatusAgent } from './harness/plugin-status.js';
+import type { StatusAgent, StatusRig } from './harness/plugin-status.js';
 import { requirePeers, skipWithoutPeers } from './harness/peers.js';
 
 const skip = skipWithoutPeers('containerd2', 'crictl', 'cniBinDir');
@@ -39,8 +39,15 @@ test(
   skip ? { skip } : {},
   async (t) => {
     const { cniBinDir } = requirePeers('containerd2', 'crictl', 'cniBinDir');
+    // Whatever happens, no hung plugin outlives the test (containerd's would be orphaned). Hooks
+    // run in the order they are registered: this one before the temp dir and its run logs go.
+    const made: { rig?: StatusRig } = {};
+    t.after(() => {
+      for (const runner of ['containerd', ...STATUS_AGENTS] as const) made.rig?.killLive(runner);
+    });
     // Short: the agents' sockets live here (a unix socket path must stay under 108 bytes).
     const rig = makeStatusRig(tempDir(t, 'cnst-'), cniBinDir);
+    made.rig = rig;
     const containerd = await startContainerd(t, {
       peer: 'containerd2',
       confDir: rig.confDir,
@@ -56,10 +63,6 @@ test(
       t.after(() => agent.stop());
       agents[name] = Object.assign(agent, { endpoint: `unix://${socket}` });
     }
-    // Whatever happens, no hung plugin outlives the test.
-    t.after(() => {
-      for (const runner of ['containerd', ...STATUS_AGENTS] as const) rig.killLive(runner);
-    });
 
     const initial = await settledNetworkView(containerd.endpoint);
     assert.equal(initial.view.ready, false, 'containerd starts with an empty conf dir: NetworkReady false');

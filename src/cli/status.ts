@@ -139,7 +139,34 @@ function formatTable({ status, version }: StatusResult, verbose: boolean): strin
   }
   const loadStatus = status.info.lastCNILoadStatus;
   if (verbose && loadStatus) lines.push(`lastCNILoadStatus: ${loadStatus.replace(/^"|"$/g, '')}`);
+  if (verbose) lines.push(...pluginStatusLines(parseInfo(status.info.pluginStatus)));
   return `${lines.map(printable).join('\n')}\n`;
+}
+
+interface ProbeInfo {
+  at: string;
+  skipped: string | null;
+  plugins: {
+    plugin: string;
+    result: string;
+    code: number | null;
+    message: string | null;
+    durationMs: number;
+  }[];
+}
+
+/** The last CNI STATUS run, one line per plugin (info.pluginStatus, --plugin-status). */
+function pluginStatusLines(info: Record<string, unknown> | undefined): string[] {
+  const probe = info?.lastProbe as ProbeInfo | null | undefined;
+  if (!probe) return [];
+  if (probe.skipped) return [`CNI STATUS: not run: ${probe.skipped}`];
+  return [
+    `CNI STATUS (${probe.at}):`,
+    ...probe.plugins.map(
+      (p) =>
+        `  ${p.result.padEnd(14)}${p.plugin}  ${Math.round(p.durationMs)}ms${p.code === null ? '' : `  code ${p.code}`}${p.message ? `  ${p.message}` : ''}`,
+    ),
+  ];
 }
 
 function parseInfo(raw: string | undefined): Record<string, unknown> | undefined {

@@ -87,6 +87,7 @@ interface PodSpec {
   hostNetwork?: boolean;
   hostPID?: boolean;
   hostIPC?: boolean;
+  shareProcessNamespace?: boolean;
   dnsPolicy?: string;
   serviceAccountName?: string;
   automountServiceAccountToken?: boolean;
@@ -294,6 +295,11 @@ function assertInvariants(rendered: Rendered, values: Values, scenario: string):
   assert.equal(pod.dnsPolicy, 'ClusterFirstWithHostNet', `${where} dnsPolicy`);
   assert.notEqual(pod.hostPID, true, `${where} hostPID`);
   assert.notEqual(pod.hostIPC, true, `${where} hostIPC`);
+  assert.equal(
+    pod.shareProcessNamespace,
+    true,
+    `${where} the pause container reaps orphaned plugin children`,
+  );
   assert.equal(pod.initContainers, undefined, `${where} no init containers`);
   assert.equal(pod.containers.length, 1, `${where} one container`);
   const container = pod.containers[0] as Container;

@@ -15,7 +15,7 @@ import {
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { scrape, startInProcess } from '../helpers/agent.js';
+import { runCli, scrape, startInProcess } from '../helpers/agent.js';
 import { condition, parsedInfo } from '../helpers/cri.js';
 import type { CriClient } from '../helpers/cri.js';
 import { tempDir } from '../helpers/fs.js';
@@ -362,4 +362,48 @@ test('a real plugin too old for STATUS (Debian bridge 1.1.1 under cniVersion 1.1
   });
   const plugin = (await pluginInfo(client)).lastProbe?.plugins[0];
   assert.deepEqual([plugin?.result, plugin?.code, plugin?.path], ['error', 3, DEBIAN_BRIDGE]);
+});
+
+test('the CLI: status --verbose shows each plugin result; check --probe runs STATUS once and exits 1 on a failure', async (t) => {
+  const node = pluginNode(t);
+  node.setMode('fail50');
+  const { socket } = await startInProcess(
+    t,
+    ['--cni-bin-dir', node.binDir, '--semantics', 'containerd-2.1', '--refresh-timeout', '10s'],
+    node.confDir,
+  );
+  const status = await runCli(['status', '--socket', socket, '--verbose']);
+  assert.equal(status.code, 1, status.stderr);
+  assert.match(
+    status.stdout,
+    /^CNI STATUS \(.+\):\n {2}code_50 +cni-status-test {2}\d+ms {2}code 50 {2}plugin not ready: agent down$/m,
+  );
+
+  const before = node.calls().length;
+  const args = [
+    'check',
+    '--cni-conf-dir',
+    node.confDir,
+    '--cni-bin-dir',
+    node.binDir,
+    '--semantics',
+    'containerd-2.1',
+  ];
+  const failing = await runCli([...args, '--probe', '-o', 'json']);
+  assert.equal(failing.code, 1, failing.stderr);
+  const report = JSON.parse(failing.stdout) as { pluginStatus: { failed: { result: string; code: number } } };
+  assert.deepEqual([report.pluginStatus.failed.result, report.pluginStatus.failed.code], ['code_50', 50]);
+  node.setMode('ok');
+  const passing = await runCli([...args, '--probe']);
+  assert.equal(passing.code, 0, passing.stdout);
+  assert.match(passing.stdout, /^CNI STATUS: ok \(network "probe-net"\)$/m);
+  const lint = await runCli(args);
+  assert.equal(lint.code, 0);
+  assert.doesNotMatch(lint.stdout, /CNI STATUS/, 'without --probe check runs no plugin');
+  // check's own runs: STATUS twice (and VERSION once after the failure); the agent's resync may add more.
+  const checkRuns = node
+    .calls()
+    .slice(before)
+    .filter((l) => l.startsWith('STATUS')).length;
+  assert.ok(checkRuns >= 2, `${checkRuns} STATUS runs`);
 });

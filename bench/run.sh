@@ -2,7 +2,7 @@
 # Every benchmark, one command: builds, checks the peers, runs node dist/bench/run.js (which prints
 # the results as markdown and writes bench/results.md). Run as root so containerd can take part.
 #
-#   bash bench/run.sh [--only cpu,latency,refresh,rss,ryw,profile]
+#   bash bench/run.sh [--only cpu,latency,refresh,rss,ryw,profile,plugin-status]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,6 @@
 // Every benchmark in one run, printed as markdown and written to bench/results.md.
 //
-//   npm run build && node dist/bench/run.js [--only cpu,latency,refresh,rss,ryw,profile]
+//   npm run build && node dist/bench/run.js [--only cpu,latency,refresh,rss,ryw,profile,plugin-status]
 // (`npm run bench` runs the same thing). Needs root for containerd (skipped otherwise) and the peers
 // of `bash scripts/peers.sh debs`. Takes about 10 minutes on 2 cores.
 import { writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { cpuBenchmark } from './cpu.js';
 import { latencyBenchmark } from './latency.js';
+import { pluginStatusBenchmark } from './plugin-status.js';
 import { runScript } from './lib/cleanup.js';
 import { progress } from './lib/fleet.js';
 import { machineFacts } from './lib/machine.js';
@@ -25,6 +26,7 @@ const BENCHMARKS: Record<string, () => Promise<string>> = {
   rss: rssBenchmark,
   ryw: rywBenchmark,
   profile: profileBenchmark,
+  'plugin-status': pluginStatusBenchmark,
 };
 
 const load = (): string =>

@@ -5,16 +5,23 @@ import { join } from 'node:path';
 import { tempDir } from './cleanup.js';
 import { LoadClient } from './client.js';
 import type { LoadResult } from './client.js';
-import { conflist, writeAtomic } from './conf.js';
+import type { ContainerdPeer } from '../../test/e2e/harness/containerd.js';
+import { CNI_BIN_DIR, conflist, writeAtomic } from './conf.js';
 import { cpuSeconds } from './proc.js';
 import { containerdUnavailable, startAgent, startConstant, startContainerd, startHttp2 } from './servers.js';
 import type { BenchServer } from './servers.js';
 
 export type ServerKind =
-  | { kind: 'agent'; label: string; nodeOptions?: string; cli?: string }
+  | { kind: 'agent'; label: string; nodeOptions?: string; cli?: string; args?: readonly string[] }
   | { kind: 'constant'; label: string; defer?: boolean; nodeOptions?: string }
   | { kind: 'http2'; label: string }
-  | { kind: 'containerd'; label: string };
+  | { kind: 'containerd'; label: string; peer?: ContainerdPeer };
+
+/** A conf dir made beforehand for the fleet to share, and the bin dir its plugins are in. */
+export interface FleetDir {
+  confDir: string;
+  cniBinDir: string;
+}
 
 export interface Member {
   label: string;
@@ -29,16 +36,22 @@ export interface Sample extends LoadResult {
 export interface Fleet {
   confDir: string;
   members: Member[];
-  /** Why containerd is not in the fleet, when it is not. */
+  /** Why a containerd is not in the fleet, when it is not. */
   skipped?: string;
 }
 
-/** Starts the servers on one conf dir holding one valid conflist; containerd is skipped (with the reason) when it cannot run. */
-export async function startFleet(kinds: readonly ServerKind[]): Promise<Fleet> {
+/**
+ * Starts the servers on one conf dir: `shared`, or a new one holding one valid conflist (bridge,
+ * host-local, portmap from CNI_BIN_DIR). containerd is skipped (with the reason) when it cannot run.
+ */
+export async function startFleet(kinds: readonly ServerKind[], shared?: FleetDir): Promise<Fleet> {
   const dir = tempDir();
-  const confDir = join(dir, 'net.d');
-  mkdirSync(confDir);
-  writeAtomic(confDir, '10-bench.conflist', conflist('bench-net'));
+  const confDir = shared?.confDir ?? join(dir, 'net.d');
+  const cniBinDir = shared?.cniBinDir ?? CNI_BIN_DIR;
+  if (!shared) {
+    mkdirSync(confDir);
+    writeAtomic(confDir, '10-bench.conflist', conflist('bench-net'));
+  }
   const members: Member[] = [];
   let skipped: string | undefined;
   for (const kind of kinds) {
@@ -46,7 +59,9 @@ export async function startFleet(kinds: readonly ServerKind[]): Promise<Fleet> {
     if (kind.kind === 'agent') {
       server = await startAgent(dir, confDir, kind.label.replace(/\W+/g, '-'), {
         nodeOptions: kind.nodeOptions ?? '',
+        binDir: cniBinDir,
         ...(kind.cli ? { cli: kind.cli } : {}),
+        ...(kind.args ? { args: kind.args } : {}),
       });
     } else if (kind.kind === 'constant') {
       server = await startConstant(dir, kind.label.replace(/\W+/g, '-'), {
@@ -56,11 +71,15 @@ export async function startFleet(kinds: readonly ServerKind[]): Promise<Fleet> {
     } else if (kind.kind === 'http2') {
       server = await startHttp2(dir);
     } else {
-      skipped = containerdUnavailable();
-      if (skipped) continue;
-      const state = join(dir, 'ctd');
+      const peer = kind.peer ?? 'containerd';
+      const unavailable = containerdUnavailable(peer);
+      if (unavailable) {
+        skipped = skipped ? `${skipped}; ${kind.label}: ${unavailable}` : unavailable;
+        continue;
+      }
+      const state = join(dir, peer === 'containerd' ? 'ctd' : 'ctd2');
       mkdirSync(state);
-      server = await startContainerd(state, confDir);
+      server = await startContainerd(state, confDir, peer, cniBinDir);
     }
     members.push({ label: kind.label, server, client: await LoadClient.open(server.socket) });
   }

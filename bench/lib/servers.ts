@@ -1,10 +1,14 @@
 // The servers under test, each started on its own unix socket and stopped at cleanup:
-// the agent (bin/cri-netstatus.js serve), the constant grpc-js server, and containerd 1.6.
+// the agent (bin/cri-netstatus.js serve), the constant grpc-js server, and containerd (Debian's 1.6,
+// or the 2.x of `scripts/peers.sh containerd2`).
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { containerdConfig } from '../../test/e2e/harness/containerd.js';
+import type { ContainerdPeer } from '../../test/e2e/harness/containerd.js';
+import { peerPaths } from '../../test/e2e/harness/peers.js';
 import { criClient } from '../../test/helpers/cri.js';
 import { onCleanup } from './cleanup.js';
 import { CNI_BIN_DIR } from './conf.js';
@@ -22,10 +26,17 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** Whether containerd can be benchmarked here, or why not. */
-export function containerdUnavailable(): string | undefined {
+/** The binary of each containerd peer (CRI_NETSTATUS_CONTAINERD / _CONTAINERD2 override it). */
+export function containerdBinary(peer: ContainerdPeer = 'containerd'): string {
+  return peer === 'containerd' ? CONTAINERD : peerPaths().containerd2;
+}
+
+/** Whether containerd (1.6, or 2.x with `peer`) can be benchmarked here, or why not. */
+export function containerdUnavailable(peer: ContainerdPeer = 'containerd'): string | undefined {
   if (process.getuid?.() !== 0) return 'containerd needs root';
-  if (!existsSync(CONTAINERD)) return `${CONTAINERD} is missing: run bash scripts/peers.sh debs`;
+  const binary = containerdBinary(peer);
+  const target = peer === 'containerd' ? 'debs' : 'containerd2';
+  if (!existsSync(binary)) return `${binary} is missing: run bash scripts/peers.sh ${target}`;
   if (!existsSync(CONTAINERD_TEMPLATE))
     return `${CONTAINERD_TEMPLATE} is missing: run bash scripts/peers.sh debs`;
   return undefined;
@@ -41,6 +52,8 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
   /** --cni-bin-dir (default CNI_BIN_DIR). */
   binDir?: string;
+  /** More `serve` flags (e.g. --semantics, --plugin-status). */
+  args?: readonly string[];
 }
 
 /** `<dir>/<name>.sock`, the name shortened with a hash so the path stays under the 108-byte limit. */
@@ -74,6 +87,7 @@ export function startAgent(
     'off',
     '--kube',
     'off',
+    ...(options.args ?? []),
   ];
   return launch(name, socket, join(dir, `${name}.log`), process.execPath, args, {
     ...options.env,
@@ -116,29 +130,32 @@ export function startHttp2(dir: string, name = 'http2'): Promise<BenchServer> {
 }
 
 /**
- * containerd 1.6 as root with a throwaway config (scripts/containerd-config.toml.tmpl: version 2,
- * native snapshotter) whose CRI plugin reads `confDir` and /usr/lib/cni; root, state, opt and
- * sockets all under `stateDir`.
+ * containerd as root with the e2e harness's throwaway config (scripts/containerd-config.toml.tmpl
+ * for 1.6, containerd2-config.toml.tmpl for 2.x; native snapshotter) whose CRI plugin reads
+ * `confDir` and `cniBinDir`; root, state, opt and sockets all under `stateDir`.
  */
-export function startContainerd(stateDir: string, confDir: string): Promise<BenchServer> {
-  const unavailable = containerdUnavailable();
+export function startContainerd(
+  stateDir: string,
+  confDir: string,
+  peer: ContainerdPeer = 'containerd',
+  cniBinDir = CNI_BIN_DIR,
+): Promise<BenchServer> {
+  const unavailable = containerdUnavailable(peer);
   if (unavailable) throw new Error(unavailable);
-  const config = readFileSync(CONTAINERD_TEMPLATE, 'utf8')
-    .replaceAll('@STATE_DIR@', stateDir)
-    .replaceAll('@CONF_DIR@', confDir)
-    .replaceAll('@CNI_BIN_DIR@', CNI_BIN_DIR);
-  const left = /@[A-Z_]+@/.exec(config);
-  if (left)
-    throw new Error(`${CONTAINERD_TEMPLATE} has a placeholder the benchmark does not fill: ${left[0]}`);
   const file = join(stateDir, 'config.toml');
-  writeFileSync(file, config);
+  writeFileSync(file, containerdConfig(peer, { stateDir, confDir, cniBinDir }));
   const socket = join(stateDir, 'containerd.sock');
-  return launch('containerd', socket, join(stateDir, 'containerd.log'), CONTAINERD, ['--config', file], {});
+  const binary = containerdBinary(peer);
+  return launch(peer, socket, join(stateDir, 'containerd.log'), binary, ['--config', file], {});
 }
 
-export function containerdVersion(): string {
+export function containerdVersion(peer: ContainerdPeer = 'containerd'): string {
   try {
-    return execFileSync(CONTAINERD, ['--version'], { encoding: 'utf8' }).trim().split(' ').slice(2).join(' ');
+    return execFileSync(containerdBinary(peer), ['--version'], { encoding: 'utf8' })
+      .trim()
+      .split(' ')
+      .slice(2)
+      .join(' ');
   } catch {
     return 'not installed';
   }

@@ -3,11 +3,14 @@
 // watch. After each step containerd's NetworkReady (crictl info, polled until it settles: its reload
 // is asynchronous) is compared with each agent's (crictl info too). The disagreements must be
 // exactly the expected ones in CONF_DIR_SEQUENCE (containerd's known bugs, and the documented
-// isulad differences), so a new divergence, in either direction, fails.
+// isulad differences), so a new divergence, in either direction, fails. The same sequence runs
+// against containerd 2.4.2 (scripts/peers.sh containerd2) beside the agent under containerd-2.1;
+// its lists say cniVersion 1.0.0, so no CNI STATUS runs (conformance-plugin-status.test.ts has that).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { startInProcess } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
 import {
@@ -15,20 +18,33 @@ import {
   PROFILES,
   differentialTable,
   expectedAgentReady,
+  expectedContainerdReady,
   observeSequence,
   settledNetworkView,
   startContainerd,
 } from './harness/containerd.js';
-import { requirePeers } from './harness/peers.js';
+import type { ContainerdPeer } from './harness/containerd.js';
+import { requirePeers, skipWithoutPeers } from './harness/peers.js';
 
-test('differential: containerd 1.6 and the agent watch one conf dir through one scripted sequence', async (t) => {
-  const { cniBinDir } = requirePeers('containerd', 'crictl', 'cniBinDir');
+test('differential: containerd 1.6 and the agent watch one conf dir through one scripted sequence', (t) =>
+  differential(t, 'containerd', 'containerd'));
+
+const skip2 = skipWithoutPeers('containerd2', 'crictl', 'cniBinDir');
+test(
+  'differential: containerd 2.4.2 and the agent (--semantics containerd-2.1) through the same sequence',
+  skip2 ? { skip: skip2 } : {},
+  (t) => differential(t, 'containerd2', 'containerd-2.1'),
+);
+
+/** The sequence against `peer`, beside the agent under `semantics` (its "containerd" column) and isulad. */
+async function differential(t: TestContext, peer: ContainerdPeer, semantics: string): Promise<void> {
+  const { cniBinDir } = requirePeers(peer, 'crictl', 'cniBinDir');
   const confDir = join(tempDir(t), 'net.d');
   mkdirSync(confDir);
-  const containerd = await startContainerd(t, { confDir, cniBinDir });
+  const containerd = await startContainerd(t, { confDir, cniBinDir, peer });
   const agentContainerd = await startInProcess(
     t,
-    ['--semantics', 'containerd', '--cni-bin-dir', cniBinDir],
+    ['--semantics', semantics, '--cni-bin-dir', cniBinDir],
     confDir,
   );
   const agentIsulad = await startInProcess(t, ['--cni-bin-dir', cniBinDir], confDir);
@@ -48,19 +64,27 @@ test('differential: containerd 1.6 and the agent watch one conf dir through one 
         `${o.step.name}: containerd=${o.containerd.ready} (lastCNILoadStatus: ${o.containerd.lastCNILoadStatus ?? ''}) agent[containerd]=${o.agents.containerd.ready} agent[isulad]=${o.agents.isulad.ready}`,
       ),
   });
-  for (const line of differentialTable(observations).split('\n')) t.diagnostic(line);
+  const columns = {
+    containerd: peer === 'containerd' ? 'containerd 1.6' : 'containerd 2.4.2',
+    agent: `agent --semantics ${semantics}`,
+  };
+  for (const line of differentialTable(observations, columns).split('\n')) t.diagnostic(line);
 
   for (const o of observations) {
     const bug = o.step.differs?.containerd?.agentBug ? o.step.differs.containerd.why : undefined;
     await t.test(o.step.name, bug ? { todo: bug } : {}, () => {
+      const containerdReady = expectedContainerdReady(o.step, peer);
       assert.equal(
         o.containerd.ready,
-        o.step.containerd,
-        `containerd itself: ${o.step.does} → NetworkReady ${o.containerd.ready}, expected ${o.step.containerd} (lastCNILoadStatus: ${o.containerd.lastCNILoadStatus})`,
+        containerdReady,
+        `containerd itself: ${o.step.does} → NetworkReady ${o.containerd.ready}, expected ${containerdReady} (lastCNILoadStatus: ${o.containerd.lastCNILoadStatus})`,
       );
+      if (peer === 'containerd2' && o.step.containerd2?.exits) {
+        assert.match(o.containerd.message, /^containerd exited: .*cni conf dir is removed, stop watching/);
+      }
       for (const profile of PROFILES) {
         const agent = o.agents[profile];
-        const expected = expectedAgentReady(o.step, profile);
+        const expected = expectedAgentReady(o.step, profile, peer);
         const why = o.step.differs?.[profile]?.why;
         assert.equal(
           agent.ready,
@@ -93,7 +117,7 @@ test('differential: containerd 1.6 and the agent watch one conf dir through one 
     assert.deepEqual(
       observed,
       expected,
-      `--semantics ${profile}: the steps where the agent and containerd disagree`,
+      `--semantics ${profile === 'containerd' ? semantics : profile}: the steps where the agent and ${peer} disagree`,
     );
   }
-});
+}

@@ -1,6 +1,6 @@
-// A real containerd (Debian's 1.6, from scripts/peers.sh) as a throwaway e2e peer: root, a temp
-// state dir (short, since a unix socket path must stay under 108 bytes), the native snapshotter,
-// and a CNI conf dir the test chooses. Also: crictl against any CRI socket, containerd's answer
+// A real containerd (Debian's 1.6, or the 2.x that scripts/peers.sh builds) as a throwaway e2e
+// peer: root, a temp state dir (short, since a unix socket path must stay under 108 bytes), the
+// native snapshotter, and a CNI conf dir the test chooses. Also: crictl against any CRI socket, containerd's answer
 // "settled" (its CNI reload runs asynchronously on fsnotify events), and the scripted sequence of
 // conf-dir changes the differential tests apply to a dir both containerd and the agent watch.
 import { spawn } from 'node:child_process';
@@ -42,16 +42,22 @@ export interface CrictlInfo {
   [key: string]: unknown;
 }
 
-/** Runs crictl against `endpoint` (unix:///…) with no config file, so nothing on the host leaks in. */
+/**
+ * Runs crictl against `endpoint` (unix:///…) with no config file, so nothing on the host leaks in;
+ * `callTimeout` is crictl's own per-call deadline (its --timeout).
+ */
 export async function crictl(
   endpoint: string,
   args: readonly string[],
   timeoutMs = 30_000,
+  callTimeout = '10s',
 ): Promise<RunResult> {
   const { crictl: binary } = requirePeers('crictl');
-  return run(binary, ['--config', '/dev/null', '--runtime-endpoint', endpoint, '--timeout', '10s', ...args], {
-    timeoutMs,
-  });
+  return run(
+    binary,
+    ['--config', '/dev/null', '--runtime-endpoint', endpoint, '--timeout', callTimeout, ...args],
+    { timeoutMs },
+  );
 }
 
 /** `crictl info`, parsed; throws with crictl's output when it fails or prints something else than JSON. */
@@ -108,11 +114,43 @@ function defaultNetwork(info: CrictlInfo): string | null {
 
 // ---- containerd ----------------------------------------------------------------------------
 
+/** Debian's containerd 1.6 (config version 2), or containerd 2.x built by `scripts/peers.sh containerd2`. */
+export type ContainerdPeer = 'containerd' | 'containerd2';
+
 export interface ContainerdOptions {
   /** The CNI conf dir containerd's CRI plugin watches. */
   confDir: string;
   /** CNI plugin dir (default: the one scripts/peers.sh reports, /usr/lib/cni). */
   cniBinDir?: string;
+  /** Which containerd (default: Debian's 1.6). */
+  peer?: ContainerdPeer;
+}
+
+/** Each peer's config template: their formats differ (2.x moved the CRI and CNI keys); same placeholders. */
+const CONFIG_TEMPLATE: Record<ContainerdPeer, string> = {
+  containerd: 'containerd-config.toml.tmpl',
+  containerd2: 'containerd2-config.toml.tmpl',
+};
+
+/** The config file text for `peer`, every placeholder of its scripts/ template filled in. */
+export function containerdConfig(
+  peer: ContainerdPeer,
+  paths: { stateDir: string; confDir: string; cniBinDir: string },
+): string {
+  const template = join(REPO_ROOT, 'scripts', CONFIG_TEMPLATE[peer]);
+  let text: string;
+  try {
+    text = readFileSync(template, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${template} (the ${peer} peer's config template): ${String(error)}`);
+  }
+  const config = text
+    .replaceAll('@STATE_DIR@', paths.stateDir)
+    .replaceAll('@CONF_DIR@', paths.confDir)
+    .replaceAll('@CNI_BIN_DIR@', paths.cniBinDir);
+  const left = /@[A-Z_]+@/.exec(config);
+  if (left) throw new Error(`${template} has a placeholder the harness does not fill: ${left[0]}`);
+  return config;
 }
 
 export interface Containerd {
@@ -121,7 +159,10 @@ export interface Containerd {
   socket: string;
   stateDir: string;
   confDir: string;
+  peer: ContainerdPeer;
   pid(): number | undefined;
+  /** Whether the process is up (containerd 2.x exits by itself when its conf dir is removed). */
+  running(): boolean;
   /** Everything containerd logged since the harness started it (all runs). */
   log(): string;
   /** SIGTERM and wait for the exit (SIGKILL after 10 s). */
@@ -136,7 +177,9 @@ export interface Containerd {
 }
 
 export async function startContainerd(cleanup: Cleanup, options: ContainerdOptions): Promise<Containerd> {
-  const peers = requirePeers('containerd', 'crictl', 'cniBinDir');
+  const peer = options.peer ?? 'containerd';
+  const peers = requirePeers(peer, 'crictl', 'cniBinDir');
+  const binary = peers[peer];
   if (process.getuid?.() !== 0) {
     throw new Error(
       'the containerd e2e peer must run as root (its CRI plugin sets up state dirs and mounts)',
@@ -145,20 +188,14 @@ export async function startContainerd(cleanup: Cleanup, options: ContainerdOptio
   const stateDir = mkdtempSync('/tmp/ctrd-');
   const socket = join(stateDir, 'containerd.sock');
   const endpoint = `unix://${socket}`;
-  const template = join(REPO_ROOT, 'scripts', 'containerd-config.toml.tmpl');
-  let text: string;
-  try {
-    text = readFileSync(template, 'utf8');
-  } catch (error) {
-    throw new Error(`cannot read ${template} (written by scripts/peers.sh's author): ${String(error)}`);
-  }
   const config = join(stateDir, 'config.toml');
   writeFileSync(
     config,
-    text
-      .replaceAll('@STATE_DIR@', stateDir)
-      .replaceAll('@CONF_DIR@', options.confDir)
-      .replaceAll('@CNI_BIN_DIR@', options.cniBinDir ?? peers.cniBinDir),
+    containerdConfig(peer, {
+      stateDir,
+      confDir: options.confDir,
+      cniBinDir: options.cniBinDir ?? peers.cniBinDir,
+    }),
   );
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -166,7 +203,7 @@ export async function startContainerd(cleanup: Cleanup, options: ContainerdOptio
 
   const start = async (): Promise<void> => {
     if (child) throw new Error('containerd is already running');
-    const spawned = spawn(peers.containerd, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const spawned = spawn(binary, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = spawned;
     spawned.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     spawned.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -212,7 +249,9 @@ export async function startContainerd(cleanup: Cleanup, options: ContainerdOptio
     socket,
     stateDir,
     confDir: options.confDir,
+    peer,
     pid: () => child?.pid,
+    running: () => child !== undefined,
     log: () => output,
     stop,
     start,
@@ -284,6 +323,11 @@ export interface ConfDirStep {
   containerd: boolean;
   /** Where the agent's NetworkReady differs from containerd's, per semantics; absent: they agree. */
   differs?: { containerd?: KnownDisagreement; isulad?: KnownDisagreement };
+  /**
+   * Where containerd 2.x (2.4.2; the agent under containerd-2.1 beside it) does something else than
+   * 1.6 at this step: its NetworkReady, whether it exits, and why. The agents' expectations stay.
+   */
+  containerd2?: { containerd: boolean; exits?: true; why: string };
 }
 
 const valid = (name: string): string =>
@@ -409,12 +453,21 @@ export const CONF_DIR_SEQUENCE: readonly ConfDirStep[] = [
       const since = containerd.log().length;
       rmSync(confDir, { recursive: true });
       // containerd handles the dir's own removal before the new dir appears, not racing it.
-      await reloadFailed(containerd, since, 'REMOVE', confDir);
+      if (containerd.peer === 'containerd2') {
+        await until('containerd 2.x to exit on the removed dir', () => !containerd.running(), 20_000);
+      } else {
+        await reloadFailed(containerd, since, 'REMOVE', confDir);
+      }
       mkdirSync(confDir);
       writeFileSync(join(confDir, '10-net.conflist'), valid('net'));
     },
     containerd: false,
     differs: { containerd: { why: CONTAINERD_6490 }, isulad: { why: CONTAINERD_6490 } },
+    containerd2: {
+      containerd: false,
+      exits: true,
+      why: 'containerd 2.1+ stops its CRI service and exits when the conf dir is removed ("cni conf dir is removed, stop watching", containerd PR #10646) instead of going blind (#6490); the agent keeps serving',
+    },
   },
   {
     name: 'runtime-restarted',
@@ -448,8 +501,12 @@ export async function observeSequence(options: {
   const { confDir, containerd, agentEndpoints } = options;
   const observations: StepObservation[] = [];
   for (const step of CONF_DIR_SEQUENCE) {
+    const since = containerd.log().length;
     await step.apply({ confDir, containerd });
-    const settled = await settledNetworkView(containerd.endpoint);
+    // containerd 2.x exits at the dir-recreate step: nothing to settle, its fatal line says why.
+    const settled = containerd.running()
+      ? await settledNetworkView(containerd.endpoint)
+      : { view: exitedView(containerd.log().slice(since)), lastChangeMs: 0 };
     const agents = {
       containerd: networkView(await crictlInfo(agentEndpoints.containerd)),
       isulad: networkView(await crictlInfo(agentEndpoints.isulad)),
@@ -461,18 +518,37 @@ export async function observeSequence(options: {
   return observations;
 }
 
+/** A containerd that exited, as a view: not ready, and the fatal line it logged. */
+function exitedView(log: string): NetworkView {
+  const fatal = log.split('\n').find((line) => line.includes('level=fatal')) ?? '(no fatal line logged)';
+  return { ready: false, message: `containerd exited: ${fatal}`, network: null, lastCNILoadStatus: null };
+}
+
+/** containerd's NetworkReady at `step`, for the peer that ran it (2.x where it differs from 1.6). */
+export function expectedContainerdReady(step: ConfDirStep, peer: ContainerdPeer = 'containerd'): boolean {
+  return peer === 'containerd2' && step.containerd2 ? step.containerd2.containerd : step.containerd;
+}
+
 /** What the agent under `profile` should answer at `step`: containerd's, unless a known, non-bug difference applies. */
-export function expectedAgentReady(step: ConfDirStep, profile: Profile): boolean {
+export function expectedAgentReady(
+  step: ConfDirStep,
+  profile: Profile,
+  peer: ContainerdPeer = 'containerd',
+): boolean {
   const differs = step.differs?.[profile];
-  return differs && !differs.agentBug ? !step.containerd : step.containerd;
+  const containerd = expectedContainerdReady(step, peer);
+  return differs && !differs.agentBug ? !containerd : containerd;
 }
 
 /** The observations as a plain-text table (≠ marks a disagreement with containerd). */
-export function differentialTable(observations: readonly StepObservation[]): string {
+export function differentialTable(
+  observations: readonly StepObservation[],
+  columns = { containerd: 'containerd 1.6', agent: 'agent --semantics containerd' },
+): string {
   const cell = (view: NetworkView, against?: NetworkView): string =>
     `${view.ready ? 'true' : 'FALSE'}${view.ready && view.network ? ` (${view.network})` : ''}${against && against.ready !== view.ready ? ' ≠' : ''}`;
   const rows = [
-    ['step', 'containerd 1.6', 'agent --semantics containerd', 'agent (isulad)', 'containerd final after'],
+    ['step', columns.containerd, columns.agent, 'agent (isulad)', 'containerd final after'],
     ...observations.map((o) => [
       o.step.name,
       cell(o.containerd),

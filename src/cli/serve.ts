@@ -5,6 +5,8 @@ import { resolve } from 'node:path';
 import { WorkerRefresher } from '../cni/worker-refresher.js';
 import { Deadline } from '../util/deadline.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
+import { PLUGIN_STATUS_MODES, PluginProber } from '../cni/plugin-prober.js';
+import type { PluginStatusReport } from '../cni/plugin-status.js';
 import { parseSemanticsFlag, pickAutoSemantics } from '../cni/profiles.js';
 import { SEMANTICS } from '../cni/types.js';
 import type { Semantics } from '../cni/types.js';
@@ -20,7 +22,7 @@ import { AgentMetrics } from '../metrics/registry.js';
 import { startKubeReporter } from '../kube/reporter.js';
 import { startUpstreamMirror } from '../upstream/mirror.js';
 import type { UpstreamMirror } from '../upstream/mirror.js';
-import { systemClock } from '../util/clock.js';
+import { every, systemClock } from '../util/clock.js';
 import type { Clock } from '../util/clock.js';
 import { VerdictPublisher } from '../verdict/publisher.js';
 import { TransitionLog } from '../verdict/transition-log.js';
@@ -106,6 +108,20 @@ export const serveFlags = {
     default: '1s',
     accepts: 'a duration of at least 1ms, such as 1s or 500ms',
     parse: (raw: string) => atLeast(duration(raw), 1, raw),
+  },
+  'plugin-status': {
+    description:
+      "run the CNI STATUS verb on the network's plugins: auto does it when the --semantics profile's runtime does (containerd-2.0 and containerd-2.1 on every Status call, crio until the first success), on on every Status call under any profile, off never",
+    default: 'auto',
+    accepts: PLUGIN_STATUS_MODES.join(', '),
+    parse: oneOf(PLUGIN_STATUS_MODES),
+  },
+  'plugin-status-timeout': {
+    description:
+      "longest one plugin's STATUS may run before its process group is killed (reported as a timeout); a Status call waits for the probe only as long as --refresh-timeout leaves",
+    default: '2s',
+    accepts: 'a duration of at least 10ms, such as 2s',
+    parse: (raw: string) => atLeast(duration(raw), 10, raw),
   },
   'max-file-size': {
     description: 'reject config files larger than this',
@@ -248,17 +264,31 @@ export async function startAgent(
   const staleAfterMs = config['stale-after'] > 0 ? config['stale-after'] : undefined;
   const onError = logError(log, 'a view of the verdict failed');
   const refreshTimeoutMs = config['refresh-timeout'];
+  let latestProbe: PluginStatusReport | undefined;
+  const prober = new PluginProber({
+    mode: config['plugin-status'],
+    timeoutMs: config['plugin-status-timeout'],
+    clock,
+    onReport: (report) => {
+      latestProbe = report;
+      verdicts.pluginStatusChanged(report);
+    },
+  });
   const verdicts = new VerdictPublisher({
     source: refresher,
     staleAfterMs,
     refreshTimeoutMs,
+    probes: prober,
     clock,
     onError,
   });
   const metrics = new AgentMetrics(VERSION, verdicts);
   for (const view of [metrics, new TransitionLog(log)]) verdicts.register(view);
   const stops = new StopStack(log);
-  stops.push(() => refresher.stop());
+  stops.push(
+    () => refresher.stop(),
+    () => prober.stop(),
+  );
   try {
     // The first scan, bounded like a Status call's: a hung disk at start-up must not keep the socket down.
     await verdicts.fresh(Deadline.after(clock, refreshTimeoutMs));
@@ -273,6 +303,11 @@ export async function startAgent(
     }
     const info = {
       stats: refresher.stats,
+      probes: {
+        latest: () => latestProbe,
+        mode: config['plugin-status'],
+        policy: () => prober.policy(verdicts.current.state),
+      },
       config: effectiveConfig(config, refresher.options.semantics),
       version: versionInfo(),
       upstream: mirror,
@@ -282,8 +317,16 @@ export async function startAgent(
     const cri = await startCri(config, verdicts, answers, metrics, log, clock);
     stops.push(() => cri.stop(config['shutdown-grace']));
     const watcher = startWatcher(config, refresher, clock, log);
+    // Probes also run at the resync interval, so metrics and the Node condition follow a plugin
+    // when nobody calls Status.
+    const probeResync = every(
+      clock,
+      config['resync-interval'],
+      () => void verdicts.probe(verdicts.current.state),
+    );
     stops.push(
       () => watcher.stop(),
+      () => probeResync.cancel(),
       () => verdicts.stop(),
     );
 
@@ -451,6 +494,8 @@ function effectiveConfig(config: ServeConfig, semantics: Semantics): Record<stri
     semantics,
     staleAfter: staleAfterMs ? `${staleAfterMs / 1000}s` : '0',
     refreshTimeout: `${config['refresh-timeout'] / 1000}s`,
+    pluginStatus: config['plugin-status'],
+    pluginStatusTimeout: `${config['plugin-status-timeout'] / 1000}s`,
     maxFileSize: config['max-file-size'],
     resyncInterval: `${config['resync-interval'] / 1000}s`,
     runtimeEndpoint: config['runtime-endpoint'] ?? null,

@@ -551,3 +551,84 @@ export function goString(data: Uint8Array): string {
   }
   return out;
 }
+
+/**
+ * json.Marshal of a value decoded into interface{} (what libcni's InjectConf writes back): objects
+ * deduplicated (the last key wins) with keys sorted by their UTF-8 bytes, numbers as float64,
+ * strings with Go's escapes (HTML characters, U+2028 and U+2029 included). Iterative, like parseValid.
+ */
+export function marshalValue(value: GoValue): string {
+  let out = '';
+  const pending: Array<GoValue | string> = [value];
+  while (pending.length > 0) {
+    const next = pending.pop() as GoValue | string;
+    if (typeof next === 'string') {
+      out += next;
+      continue;
+    }
+    switch (next.kind) {
+      case 'null':
+        out += 'null';
+        break;
+      case 'bool':
+        out += next.value ? 'true' : 'false';
+        break;
+      case 'number':
+        out += goFloat(Number(next.literal));
+        break;
+      case 'string':
+        out += goJsonString(next.value);
+        break;
+      case 'array': {
+        const parts: Array<GoValue | string> = ['['];
+        next.items.forEach((item, i) => parts.push(...(i ? [',', item] : [item])));
+        parts.push(']');
+        for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i] as GoValue | string);
+        break;
+      }
+      case 'object': {
+        const entries = [...new Map(next.entries)].sort(([a], [b]) =>
+          Buffer.compare(Buffer.from(a), Buffer.from(b)),
+        );
+        const parts: Array<GoValue | string> = ['{'];
+        entries.forEach(([key, item], i) => parts.push(`${i ? ',' : ''}${goJsonString(key)}:`, item));
+        parts.push('}');
+        for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i] as GoValue | string);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** encoding/json's float64 format: shortest 'f' in [1e-6, 1e21), else 'e' without a padded exponent. */
+function goFloat(n: number): string {
+  if (Object.is(n, -0)) return '-0';
+  // JavaScript's shortest round-trip digits and its switch to exponents match Go's here; Go's 'e'
+  // form writes e-07 and then trims it to e-7, which is JavaScript's form already.
+  return String(n);
+}
+
+const GO_SHORT_ESCAPES: Record<string, string> = {
+  '"': '\\"',
+  '\\': '\\\\',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+  '\b': '\\b',
+  '\f': '\\f',
+};
+
+/** A JSON string as encoding/json writes it (HTML-safe). */
+function goJsonString(text: string): string {
+  let out = '"';
+  for (const ch of text) {
+    const short = GO_SHORT_ESCAPES[ch];
+    const code = ch.codePointAt(0) ?? 0;
+    if (short !== undefined) out += short;
+    else if (code < 0x20 || ch === '<' || ch === '>' || ch === '&' || code === 0x2028 || code === 0x2029)
+      out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return `${out}"`;
+}

@@ -27,6 +27,8 @@ export interface PluginConf {
   type: string;
   name: string;
   cniVersion: string;
+  /** The plugin's JSON as decoded (what libcni keeps as PluginConfig.Bytes), for its STATUS stdin. */
+  raw?: GoValue;
 }
 
 export interface ConfList {
@@ -124,7 +126,7 @@ function decodePlugin(value: GoValue, version: LibcniVersion): Decoded<PluginCon
     return { ok: false, error: { message: `${prefix}: ${decoder.error.message}`, offset: decoder.error.at } };
   }
   if (conf.type === '') return { ok: false, error: { message: `${prefix}: missing 'type'` } };
-  return { ok: true, value: conf };
+  return { ok: true, value: { ...conf, raw: value } };
 }
 
 /** NetworkConfFromBytes (ConfListFromBytes): a list, before any `<dir>/<name>/*.conf` plugins. */
@@ -371,6 +373,12 @@ function greaterThan(a: string, b: string): boolean | Problem {
     if ((va[i] ?? 0) !== (vb[i] ?? 0)) return (va[i] ?? 0) > (vb[i] ?? 0);
   }
   return false;
+}
+
+/** pkg/version.GreaterThanOrEqualTo as GetStatusNetworkList uses it: a version it cannot parse is "no". */
+export function versionAtLeast(version: string, minimum: string): boolean {
+  const gt = greaterThan(minimum, version);
+  return gt === false;
 }
 
 /** pkg/version.ParseVersion: lenient ("1.0" and "" are fine), each part through strconv.Atoi. */

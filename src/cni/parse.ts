@@ -3,7 +3,8 @@
 // up-converted to a list (ConfFromFile, then ConfListFromConf); `.conflist` goes through
 // ConfListFromBytes. Each runtime profile names the libcni release it vendors. Messages are
 // libcni's text, word for word, followed by our hint in parentheses: where in the file, and why.
-import { lineAndColumn } from './gojson.js';
+import { lineAndColumn, marshalValue } from './gojson.js';
+import type { GoValue } from './gojson.js';
 import { confListFromBytes, confListFromConf, NEWEST_LIBCNI, pluginConfFromBytes } from './libcni.js';
 import type { ConfList, LibcniFailure, LibcniVersion } from './libcni.js';
 import type { DirPlugins } from './dirplugins.js';
@@ -57,10 +58,24 @@ function fromList(list: ConfList, bytes: Buffer): LoadResult {
   return accepted({
     name: list.name,
     cniVersion: list.cniVersion,
-    plugins: list.plugins.map(({ type }) => ({ type })),
+    plugins: list.plugins.map(({ type, raw }) => ({
+      type,
+      conf: statusConf(raw, list.name, list.cniVersion),
+    })),
     source: bytes.toString('utf8'),
     warnings: [],
   });
+}
+
+/**
+ * The plugin's config as libcni's GetStatusNetworkList hands it to the plugin: InjectConf sets the
+ * list's name and cniVersion, and json.Marshal writes the map back (keys deduplicated and sorted).
+ */
+function statusConf(raw: GoValue | undefined, name: string, cniVersion: string): string {
+  const entries: Array<[string, GoValue]> = raw?.kind === 'object' ? [...raw.entries] : [];
+  entries.push(['name', { kind: 'string', at: 0, value: name }]);
+  entries.push(['cniVersion', { kind: 'string', at: 0, value: cniVersion }]);
+  return marshalValue({ kind: 'object', at: 0, entries });
 }
 
 function rejected(bytes: Buffer, failure: LibcniFailure, hint?: string, converting?: boolean): LoadResult {

@@ -29,6 +29,8 @@ export interface LoadError {
 
 export interface PluginConfig {
   type: string;
+  /** Its config as libcni passes it on stdin (the list's name and cniVersion injected), for STATUS. */
+  conf: string;
 }
 
 /** A parsed network configuration list (a `.conf` is up-converted to one, as libcni does). */

@@ -1,8 +1,9 @@
 // The CRI conditions served by Status, as pure functions the verdict (src/verdict) is made of.
 // Required: RuntimeReady and NetworkReady (kubelet fails Status with fewer than two conditions);
 // optional: NetworkConfigUpToDate, which says when a last-good config is being served.
+import type { PluginStatus } from '../cni/plugin-status.js';
 import { noNetworkConfigFound } from '../cni/types.js';
-import type { NetworkState } from '../cni/types.js';
+import type { NetworkState, Semantics } from '../cni/types.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/api.js';
 import { formatDuration } from '../util/text.js';
 
@@ -26,6 +27,8 @@ export function networkReadyCondition(
   staleAfterMs: number | undefined,
   /** Why the state is stale when the selection does not say (a refresh timeout). */
   staleWhy?: string,
+  /** A plugin's failed CNI STATUS, in the profile's wording (pluginFailureText). */
+  pluginFailure?: string,
 ): RuntimeCondition {
   const { selection } = state;
   if (!selection.ready) {
@@ -45,7 +48,28 @@ export function networkReadyCondition(
       message: `${NETWORK_NOT_READY_PREFIX}network config stale since ${new Date(state.staleSince ?? now).toISOString()}, longer than --stale-after ${formatDuration(staleAfterMs ?? 0)}: ${staleWhy ?? selection.reason ?? 'refresh failed'}`,
     };
   }
+  if (pluginFailure !== undefined) {
+    return {
+      type: 'NetworkReady',
+      status: false,
+      reason: NETWORK_NOT_READY_REASON,
+      message: NETWORK_NOT_READY_PREFIX + pluginFailure,
+    };
+  }
   return { type: 'NetworkReady', status: true, reason: '', message: '' };
+}
+
+/**
+ * A failed CNI STATUS after NetworkReady's prefix. Under the profile of a runtime that probes
+ * (containerd 2.x, CRI-O) it is libcni's error text as that runtime serves it (`<msg>` or
+ * `<msg>; <details>`; our own words only where the runtime has none: exec failures, timeouts);
+ * elsewhere the plugin and its CNI error code come first.
+ */
+export function pluginFailureText(semantics: Semantics, failed: PluginStatus): string {
+  const message = failed.message ?? failed.result;
+  if (semantics !== 'isulad') return message;
+  const code = failed.code === undefined ? '' : ` (CNI error code ${failed.code})`;
+  return `plugin "${failed.plugin}" failed CNI STATUS${code}: ${message}`;
 }
 
 export function configUpToDate(state: NetworkState): RuntimeCondition {

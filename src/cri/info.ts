@@ -1,6 +1,8 @@
 // The verbose `info` map of StatusResponse. Every value is JSON (crictl parses values that start
 // with `{`), and `cniconfig` carries containerd's keys (PluginDirs, PluginConfDir, Networks) so
 // scripts written against `crictl info` on containerd keep working, next to our own.
+import { networkKey } from '../cni/plugin-status.js';
+import type { PluginStatusReport } from '../cni/plugin-status.js';
 import { fileReport, verdictReports } from '../cni/report.js';
 import type { RefreshStats } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
@@ -13,6 +15,8 @@ export interface InfoContext {
   version: Record<string, string>;
   /** What the upstream runtime said, when --runtime-endpoint is set. */
   upstream?: { info(): unknown } | undefined;
+  /** The CNI STATUS probes (--plugin-status): the mode, what it means now, and the newest run. */
+  probes?: { mode: string; policy(): string; latest(): PluginStatusReport | undefined } | undefined;
 }
 
 /** The `cniconfig` value: it grows with the files (about 1.3 MB for 5,000) and changes only with the state. */
@@ -29,7 +33,42 @@ export function contextInfo(state: NetworkState, context: InfoContext): Record<s
     version: JSON.stringify(context.version),
   };
   if (context.upstream !== undefined) info.upstream = JSON.stringify(context.upstream.info());
+  if (context.probes !== undefined)
+    info.pluginStatus = JSON.stringify(pluginStatusInfo(state, context.probes));
   return info;
+}
+
+/** The newest STATUS probe, per plugin: result, CNI code, message, duration and when. */
+function pluginStatusInfo(
+  state: NetworkState,
+  probes: NonNullable<InfoContext['probes']>,
+): Record<string, unknown> {
+  const report = probes.latest();
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  return {
+    mode: probes.mode,
+    policy: probes.policy(),
+    lastProbe: report
+      ? {
+          network: report.network,
+          file: report.file ?? null,
+          cniVersion: report.cniVersion,
+          at: iso(report.at),
+          // False once the network in force has changed and not been probed yet.
+          current: report.key === networkKey(state),
+          skipped: report.skipped ?? null,
+          plugins: report.plugins.map((p) => ({
+            plugin: p.plugin,
+            path: p.path ?? null,
+            result: p.result,
+            code: p.code ?? null,
+            message: p.message ?? null,
+            durationMs: Math.round(p.durationMs * 1000) / 1000,
+            at: iso(p.at),
+          })),
+        }
+      : null,
+  };
 }
 
 /** containerd's lastCNILoadStatus: "OK", or the error of the last load (here: the first one, with its file). */

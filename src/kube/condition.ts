@@ -1,6 +1,7 @@
 // The agent's Node condition, as pure functions of the network state: what it should say, when it
 // last transitioned (kept across agent restarts by adopting the Node's own record), and the
 // strategic-merge patch that writes it. No I/O here.
+import type { PluginStatusReport } from '../cni/plugin-status.js';
 import { noNetworkConfigFound } from '../cni/types.js';
 import type { NetworkState } from '../cni/types.js';
 
@@ -25,6 +26,8 @@ export const CONDITION_REASONS = {
   pluginMissing: 'CNIPluginNotFound',
   /** True: a refresh of the conf dir outlived a Status call's --refresh-timeout; the last state is served. */
   refreshTimeout: 'RefreshTimeout',
+  /** False: the config loaded, but a plugin's CNI STATUS failed (--plugin-status). */
+  pluginNotReady: 'CNIPluginNotReady',
 } as const;
 export type ConditionReason = (typeof CONDITION_REASONS)[keyof typeof CONDITION_REASONS];
 
@@ -72,12 +75,25 @@ export function desiredCondition(
   networkReady: boolean,
   /** Set while a refresh has outlived a Status call's deadline: why the state is stale. */
   refreshTimeout?: string,
+  /** The CNI STATUS probe of the network in force when its failure is what makes NetworkReady false. */
+  pluginStatus?: PluginStatusReport,
 ): ConditionValue {
   const { selection } = state;
   const where = selection.file ? `${state.confDir}/${selection.file}` : state.confDir;
   if (selection.ready && selection.network) {
     const { name, cniVersion, plugins } = selection.network;
     const network = `network "${name}" from ${where} (cniVersion ${cniVersion || 'unset'}, plugins ${plugins.map((p) => p.type).join(', ')})`;
+    const failed = pluginStatus?.failed;
+    if (failed && !networkReady) {
+      const code = failed.code === undefined ? '' : `, CNI error code ${failed.code}`;
+      return {
+        status: 'False',
+        reason: CONDITION_REASONS.pluginNotReady,
+        message: truncate(
+          `plugin "${failed.plugin}" of ${network} failed CNI STATUS (${failed.result}${code}): ${failed.message ?? failed.result}`,
+        ),
+      };
+    }
     if (!selection.stale && refreshTimeout === undefined) {
       return { status: 'True', reason: CONDITION_REASONS.loaded, message: truncate(network) };
     }

@@ -2,6 +2,8 @@
 // here: refreshes of the conf dir (the refresher's reports), RuntimeReady from the upstream mirror,
 // and the clock, which re-decides at the --stale-after deadline even when nothing else happens.
 // Views register once; adding a view touches no producer, adding an input touches no view.
+import type { PluginStatusReport } from '../cni/plugin-status.js';
+import { networkKey } from '../cni/plugin-status.js';
 import type { RefreshReport } from '../cni/refresher.js';
 import type { NetworkState } from '../cni/types.js';
 import { RUNTIME_READY } from '../cri/conditions.js';
@@ -19,6 +21,14 @@ export interface VerdictExporter {
   onRefresh?(report: RefreshReport): void;
   /** A Status call stopped waiting for its refresh at its deadline (counted per call). */
   onRefreshTimeout?(): void;
+  /** Every CNI STATUS probe run, whether or not its results changed (durations). */
+  onPluginStatus?(report: PluginStatusReport): void;
+}
+
+/** Who runs the CNI STATUS probes (cni/plugin-prober.ts): the publisher only says when. */
+export interface StatusProbes {
+  /** Probes `state`'s network; resolves when a run that started after this call ends; undefined: none due. */
+  probe(state: NetworkState): Promise<void> | undefined;
 }
 
 /** Where the network state comes from: the refresher. */
@@ -44,6 +54,8 @@ export interface VerdictPublisherOptions {
   /** --refresh-timeout as configured (for the RefreshTimeout message). */
   refreshTimeoutMs?: number;
   clock: Clock;
+  /** --plugin-status: probes run on each Status call, and when the network in force changes. */
+  probes?: StatusProbes | undefined;
   /** A view that throws, or a refresh that throws: a bug, logged, never thrown into a Status call. */
   onError: (error: unknown) => void;
 }
@@ -53,6 +65,7 @@ export class VerdictPublisher implements VerdictSource {
   private runtime: RuntimeCondition = RUNTIME_READY;
   private timeout: RefreshTimeout | undefined;
   private lastRefreshedAt: number | undefined;
+  private pluginStatus: PluginStatusReport | undefined;
   private readonly exporters: VerdictExporter[] = [];
   private deadline: Timer | undefined;
   private stopped = false;
@@ -68,7 +81,10 @@ export class VerdictPublisher implements VerdictSource {
       // A completed refresh is the newest fact: it ends a timeout episode.
       this.timeout = undefined;
       this.lastRefreshedAt = report.at;
+      const previousKey = networkKey(this.verdict.state);
       this.decide(report.state);
+      // A new network in force is probed at once, so metrics and the Node condition follow it.
+      if (networkKey(report.state) !== previousKey) void this.probe(report.state);
       for (const exporter of this.exporters) this.guard(() => exporter.onRefresh?.(report));
     });
   }
@@ -92,16 +108,55 @@ export class VerdictPublisher implements VerdictSource {
     );
     if (deadline === undefined) {
       await refresh;
+      await this.probe(this.verdict.state);
       return this.current;
     }
+    if (!(await this.until(refresh, deadline))) {
+      this.refreshTimedOut(source.inFlightSince ?? askedAt);
+      return this.current;
+    }
+    // The probe gets what the refresh left of the same budget; one still running keeps running
+    // (bounded by its own timeout) and its result lands in the verdict for later calls.
+    const probe = this.probe(this.verdict.state);
+    if (probe)
+      await this.until(
+        probe.then(() => true),
+        deadline,
+      );
+    return this.current;
+  }
+
+  /** Waits for `work` until `deadline`; false when the deadline came first. */
+  private async until(work: Promise<boolean>, deadline: Deadline): Promise<boolean> {
     let timer: Timer | undefined;
     const expired = new Promise<false>((resolve) => {
-      timer = clock.setTimeout(() => resolve(false), deadline.remainingMs());
+      timer = this.options.clock.setTimeout(() => resolve(false), deadline.remainingMs());
     });
-    const done = await Promise.race([refresh, expired]);
+    const done = await Promise.race([work, expired]);
     timer?.cancel();
-    if (!done) this.refreshTimedOut(source.inFlightSince ?? askedAt);
-    return this.current;
+    return done;
+  }
+
+  /** Starts (or joins) a probe of `state`'s network, if --plugin-status asks for one now. */
+  probe(state: NetworkState): Promise<void> | undefined {
+    try {
+      return this.options.probes?.probe(state)?.catch((error: unknown) => this.options.onError(error));
+    } catch (error) {
+      this.options.onError(error);
+      return undefined;
+    }
+  }
+
+  /**
+   * A CNI STATUS probe finished. A run whose results equal the current ones keeps the current input
+   * (and so the verdict's generation and cached answer); every run reaches onPluginStatus.
+   */
+  pluginStatusChanged(report: PluginStatusReport): void {
+    if (!sameResults(this.pluginStatus, report)) {
+      this.pluginStatus = report;
+      this.decide(this.verdict.state);
+    }
+    for (const exporter of this.exporters) this.guard(() => exporter.onPluginStatus?.(report));
   }
 
   /** A Status call gave up waiting for its refresh at `since`'s scan: the state is no longer current. */
@@ -135,7 +190,13 @@ export class VerdictPublisher implements VerdictSource {
     const { clock, staleAfterMs } = this.options;
     const previous = this.verdict;
     const next = decideVerdict(
-      { state, runtime: this.runtime, staleAfterMs, refreshTimeout: this.timeout },
+      {
+        state,
+        runtime: this.runtime,
+        staleAfterMs,
+        refreshTimeout: this.timeout,
+        pluginStatus: this.pluginStatus,
+      },
       clock.now(),
       previous,
     );
@@ -165,4 +226,20 @@ export class VerdictPublisher implements VerdictSource {
       this.options.onError(error);
     }
   }
+}
+
+/** Same network, same outcome per plugin: what every view shows apart from durations and times. */
+function sameResults(a: PluginStatusReport | undefined, b: PluginStatusReport): boolean {
+  if (a === undefined || a.key !== b.key || a.skipped !== b.skipped || a.plugins.length !== b.plugins.length)
+    return false;
+  return a.plugins.every((p, i) => {
+    const q = b.plugins[i];
+    return (
+      q !== undefined &&
+      p.plugin === q.plugin &&
+      p.result === q.result &&
+      p.code === q.code &&
+      p.message === q.message
+    );
+  });
 }

@@ -6,9 +6,12 @@
 // may cache on the generation alone.
 import { describeChanges } from '../cni/changes.js';
 import type { Change } from '../cni/changes.js';
+import { reportFor } from '../cni/plugin-status.js';
+import type { PluginStatusReport } from '../cni/plugin-status.js';
 import type { NetworkState } from '../cni/types.js';
 import {
   REFRESH_TIMEOUT_WHY,
+  pluginFailureText,
   configUpToDate,
   isStaleTooLong,
   networkReadyCondition,
@@ -26,6 +29,8 @@ export interface VerdictInputs {
   readonly staleAfterMs: number | undefined;
   /** Set while the newest fact is a Status call that gave up waiting for its refresh; cleared by the next completed refresh. */
   readonly refreshTimeout?: RefreshTimeout | undefined;
+  /** The newest CNI STATUS probe whose results differ from the one before (--plugin-status). */
+  readonly pluginStatus?: PluginStatusReport | undefined;
 }
 
 /** A refresh that did not finish within a Status call's deadline (--refresh-timeout). */
@@ -52,6 +57,8 @@ export interface Verdict {
   readonly staleTooLong: boolean;
   /** What the agent's Node condition says (without its times). */
   readonly nodeCondition: ConditionValue;
+  /** The STATUS probe of the network in force, when one has run for it (not for an older network). */
+  readonly pluginStatus: PluginStatusReport | undefined;
   /** What changed in the conf dir since the previous verdict; empty when only the runtime or the time moved. */
   readonly changes: readonly Change[];
   /** When this verdict gives way to another with no new input (the --stale-after deadline). */
@@ -64,6 +71,7 @@ export interface Verdict {
  */
 export function decideVerdict(inputs: VerdictInputs, now: number, previous: Verdict | undefined): Verdict {
   const { state, runtime, staleAfterMs, refreshTimeout } = inputs;
+  const pluginStatus = reportFor(state, inputs.pluginStatus);
   // A timed-out refresh makes the state stale as a failed one does: --stale-after runs from the older of the two.
   const staleSince =
     refreshTimeout === undefined
@@ -75,13 +83,21 @@ export function decideVerdict(inputs: VerdictInputs, now: number, previous: Verd
     previous !== undefined &&
     previous.state === state &&
     previous.inputs.refreshTimeout === refreshTimeout &&
+    previous.pluginStatus === pluginStatus &&
     previous.staleTooLong === staleTooLong &&
     previous.inputs.staleAfterMs === staleAfterMs &&
     sameCondition(previous.inputs.runtime, runtime)
   ) {
     return previous;
   }
-  const network = networkReadyCondition(judged, now, staleAfterMs, refreshTimeout && REFRESH_TIMEOUT_WHY);
+  const pluginFailure = pluginStatus?.failed && pluginFailureText(state.semantics, pluginStatus.failed);
+  const network = networkReadyCondition(
+    judged,
+    now,
+    staleAfterMs,
+    refreshTimeout && REFRESH_TIMEOUT_WHY,
+    pluginFailure,
+  );
   const expiresAt =
     !staleTooLong && staleAfterMs !== undefined && staleSince !== undefined
       ? staleSince + staleAfterMs + 1
@@ -98,7 +114,13 @@ export function decideVerdict(inputs: VerdictInputs, now: number, previous: Verd
     runtimeReady: runtime.status,
     networkReady: network.status,
     staleTooLong,
-    nodeCondition: desiredCondition(judged, network.status, refreshTimeout && REFRESH_TIMEOUT_WHY),
+    nodeCondition: desiredCondition(
+      judged,
+      network.status,
+      refreshTimeout && REFRESH_TIMEOUT_WHY,
+      staleTooLong ? undefined : pluginStatus,
+    ),
+    pluginStatus,
     changes: previous === undefined || previous.state === state ? [] : describeChanges(previous.state, state),
     expiresAt,
   };

@@ -175,7 +175,10 @@ test('libcni v1.3 loads <dir>/<network>/*.conf plugins, and sees them change', (
     });
   const v13 = make(true, '1.3.1');
   const state = v13.refresh();
-  assert.deepEqual(state.selection.network?.plugins, [{ type: 'portmap' }]);
+  // The subdir's plugin gets the list's name and cniVersion on its STATUS stdin, as libcni injects them.
+  assert.deepEqual(state.selection.network?.plugins, [
+    { type: 'portmap', conf: '{"cniVersion":"1.0.0","name":"n","type":"portmap"}' },
+  ]);
   assert.equal(make(false, '1.1.2').refresh().selection.ready, false, 'containerd 1.7 needs "plugins"');
   writeFileSync(join(confDir, 'n', '20-bad.conf'), '{"capabilities":{}}');
   const after = v13.refresh();

@@ -34,7 +34,10 @@ test('a .conflist with name and typed plugins loads', () => {
 test('a .conf is up-converted to a one-plugin list, name and type matched case-insensitively like Go', () => {
   const config = ok(parse('10-a.conf', '{"cniVersion":"0.3.1","NAME":"net","Type":"bridge"}'));
   assert.equal(config.name, 'net');
-  assert.deepEqual(config.plugins, [{ type: 'bridge' }]);
+  // libcni's InjectConf works on a map: "NAME" stays beside the injected "name", keys sorted by bytes.
+  assert.deepEqual(config.plugins, [
+    { type: 'bridge', conf: '{"NAME":"net","Type":"bridge","cniVersion":"0.3.1","name":"net"}' },
+  ]);
 });
 
 test('libcni list rules, with libcni wording', () => {

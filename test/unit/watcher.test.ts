@@ -105,7 +105,9 @@ test('a change inside a libcni v1.3 plugin subdir (<dir>/<network>/*.conf) is se
   });
   const watcher = new ConfDirWatcher(refresher, { resyncIntervalMs: 60_000 });
   t.after(() => watcher.stop());
-  assert.deepEqual(refresher.refresh().selection.network?.plugins, [{ type: 'portmap' }]);
+  assert.deepEqual(refresher.refresh().selection.network?.plugins, [
+    { type: 'portmap', conf: '{"cniVersion":"1.0.0","name":"n","type":"portmap"}' },
+  ]);
   watcher.start();
   // Written in place inside the subdir: the conf dir itself does not change.
   writeFileSync(join(confDir, 'n', '10-pm.conf'), '{"type":"bandwidth"}');

@@ -108,6 +108,41 @@ export function peerPaths(): PeerPaths {
 
 /** The paths of the named peers, each checked to exist (executable for binaries); throws naming the fix. */
 export function requirePeers<K extends PeerName>(...names: K[]): Pick<PeerPaths, K> {
+  const missing = missingPeers(names);
+  if (missing.length > 0) {
+    throw new Error(
+      `e2e peers are missing (this test needs real peers and never skips):\n${missing.map((m) => `  ${m}`).join('\n')}\nor build everything with \`bash scripts/peers.sh\``,
+    );
+  }
+  return pickPeers(names);
+}
+
+/** Set to 1 (as .ci/run does) and a missing optional peer fails its test instead of skipping it. */
+export const PEERS_REQUIRED_VARIABLE = 'CRI_NETSTATUS_PEERS_REQUIRED';
+
+/**
+ * requirePeers for a test whose peers a developer may not have built (CRI-O takes minutes): when
+ * one is missing, `skip` says which and how to build it, unless PEERS_REQUIRED_VARIABLE is 1, where
+ * the missing peer throws as requirePeers does.
+ */
+export function optionalPeers<K extends PeerName>(
+  ...names: K[]
+): { paths: Pick<PeerPaths, K>; skip?: undefined } | { paths?: undefined; skip: string } {
+  const missing = missingPeers(names);
+  if (missing.length === 0) return { paths: pickPeers(names) };
+  if (process.env[PEERS_REQUIRED_VARIABLE] === '1') return { paths: requirePeers(...names) };
+  return {
+    skip: `${missing.join('; ')} (set ${PEERS_REQUIRED_VARIABLE}=1 to fail instead, as CI does)`,
+  };
+}
+
+function pickPeers<K extends PeerName>(names: readonly K[]): Pick<PeerPaths, K> {
+  const paths = peerPaths();
+  return Object.fromEntries(names.map((name) => [name, paths[name]])) as Pick<PeerPaths, K>;
+}
+
+/** One line per named peer that is not there, naming the scripts/peers.sh target that provides it. */
+function missingPeers(names: readonly PeerName[]): string[] {
   const paths = peerPaths();
   const missing: string[] = [];
   for (const name of names) {
@@ -126,36 +161,11 @@ export function requirePeers<K extends PeerName>(...names: K[]): Pick<PeerPaths,
       }
     } catch {
       missing.push(
-        `  ${name}: ${path} (${PEER_VARIABLES[name]}) is missing; run \`bash scripts/peers.sh ${PEER_TARGET[name]}\``,
+        `${name}: ${path} (${PEER_VARIABLES[name]}) is missing; run \`bash scripts/peers.sh ${PEER_TARGET[name]}\``,
       );
     }
   }
-  if (missing.length > 0) {
-    throw new Error(
-      `e2e peers are missing (this test needs real peers and never skips):\n${missing.join('\n')}\nor build everything with \`bash scripts/peers.sh\``,
-    );
-  }
-  return Object.fromEntries(names.map((name) => [name, paths[name]])) as Pick<PeerPaths, K>;
-}
-
-/** Set to 1 (as .ci/run does) and a missing optional peer fails its test instead of skipping it. */
-export const PEERS_REQUIRED_VARIABLE = 'CRI_NETSTATUS_PEERS_REQUIRED';
-
-/**
- * requirePeers for a test whose peers a developer may not have built (CRI-O takes minutes): when
- * one is missing, `skip` says which and how to build it, unless PEERS_REQUIRED_VARIABLE is 1, where
- * the missing peer throws as requirePeers does.
- */
-export function optionalPeers<K extends PeerName>(
-  ...names: K[]
-): { paths: Pick<PeerPaths, K>; skip?: undefined } | { paths?: undefined; skip: string } {
-  try {
-    return { paths: requirePeers(...names) };
-  } catch (error) {
-    if (process.env[PEERS_REQUIRED_VARIABLE] === '1') throw error;
-    const why = error instanceof Error ? error.message : String(error);
-    return { skip: `${why}\n(skipped: ${PEERS_REQUIRED_VARIABLE} is not 1; CI sets it, so there this fails)` };
-  }
+  return missing;
 }
 
 /** `printf %q` output back to the string (peers.sh quotes paths with %q). */

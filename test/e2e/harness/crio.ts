@@ -20,6 +20,8 @@ export interface CrioOptions {
   binDir: string;
   /** From optionalPeers/requirePeers: the crio binary, conmon, runc and crictl. */
   peers: Pick<PeerPaths, 'crio' | 'conmon' | 'runc' | 'crictl'>;
+  /** Added to CRI-O's environment (its plugins inherit it). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Crio {
@@ -98,7 +100,7 @@ export async function startCrio(cleanup: Cleanup, options: CrioOptions): Promise
   const child: ChildProcess = spawn(
     options.peers.crio,
     ['--config', config, '--config-dir', configDir, '--log-level', 'debug'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
   );
   let running = true;
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));

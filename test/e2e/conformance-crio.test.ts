@@ -5,8 +5,8 @@
 // (crictl info, CRI-O's polled until it settles: it polls STATUS every 500 ms until the first
 // success) is compared. The disagreements must be exactly the listed ones, each with its reason, so
 // any new divergence fails. Each side has its own copy of the plugin in its own bin dir, and the
-// plugin's callLog names the path it was run as, so the test counts each side's STATUS and GC runs
-// (VERSION's stdin carries no config, so the plugin cannot log it): CRI-O stops running STATUS after the first success, and so must `auto`; `on` runs it on
+// plugin's callLog names the path it was run as, so the test counts each side's VERSION, STATUS and
+// GC runs: CRI-O stops running STATUS after the first success, and so must `auto`; `on` runs it on
 // every Status call (the documented, intended difference).
 import assert from 'node:assert/strict';
 import {
@@ -30,6 +30,7 @@ import type { Crio } from './harness/crio.js';
 import { optionalPeers } from './harness/peers.js';
 
 const PLUGIN = join(REPO_ROOT, 'test', 'fixtures', 'plugins', 'cni-status-test');
+const CALL_LOG_VARIABLE = 'CNI_STATUS_TEST_CALL_LOG';
 const peers = optionalPeers('crio', 'conmon', 'runc', 'crictl');
 
 /** The sides compared with CRI-O: the agent under `--semantics crio` with each --plugin-status. */
@@ -206,7 +207,21 @@ async function setUp(
     copyFileSync(PLUGIN, join(binDirs[side], basename(PLUGIN)));
   }
   prepare(world);
-  const crio = await startCrio(t, { confDir: world.confDir + slash, binDir: binDirs.crio, peers: paths });
+  // VERSION's stdin has no config, so the plugin finds the call log in its caller's environment:
+  // CRI-O's, and this process's for the in-process agents (restored when the subtest ends).
+  const env = { [CALL_LOG_VARIABLE]: world.callLog };
+  const saved = process.env[CALL_LOG_VARIABLE];
+  process.env[CALL_LOG_VARIABLE] = world.callLog;
+  t.after(() => {
+    if (saved === undefined) Reflect.deleteProperty(process.env, CALL_LOG_VARIABLE);
+    else process.env[CALL_LOG_VARIABLE] = saved;
+  });
+  const crio = await startCrio(t, {
+    confDir: world.confDir + slash,
+    binDir: binDirs.crio,
+    peers: paths,
+    env,
+  });
   const endpoints = { crio: crio.endpoint } as Record<Side, string>;
   for (const agent of AGENTS) {
     const running = await startInProcess(
@@ -307,6 +322,7 @@ test(
       const okCalls = at('ok').calls;
       const last = observations.at(-1)?.calls;
       assert.ok(last);
+      assert.ok((first.crio.VERSION ?? 0) >= 1, `CRI-O runs VERSION at load: ${JSON.stringify(first.crio)}`);
       assert.ok(
         (first.crio.STATUS ?? 0) >= 2,
         `CRI-O polls STATUS while it fails: ${JSON.stringify(first.crio)}`,
@@ -336,7 +352,13 @@ test(
           assert.equal(last[side][verb] ?? 0, 0, `${side} never runs ${verb}`);
         }
       }
-      for (const agent of AGENTS) assert.equal(last[agent].GC ?? 0, 0, `the agent (${agent}) never runs GC`);
+      for (const agent of AGENTS) {
+        assert.equal(last[agent].GC ?? 0, 0, `the agent (${agent}) never runs GC`);
+        assert.ok(
+          (last[agent].VERSION ?? 0) <= 1,
+          `the agent (${agent}) runs VERSION at most once per binary`,
+        );
+      }
     });
 
     await t.test('a 1.0.0 list whose plugin fails at start: STATUS is skipped, Ready', async (st) => {

@@ -12,7 +12,7 @@
 # and is skipped when that binary already exists, so a rerun costs seconds. Go's module and build
 # caches stay at their defaults (GOMODCACHE, GOCACHE), outside the repo, so they persist too.
 # Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio, python3-fusepy
-# for the stalled-FUSE-mount e2e test, and buildah +
+# for the stalled-FUSE-mount e2e test, conmon for CRI-O, and buildah +
 # mmdebstrap for scripts/image.sh) come from apt. `node` is the image's Node.js LTS: the official
 # binary from the npm registry (package node-linux-<arch>) plus npm, laid out like a Node install
 # prefix, for the image's local base and for `.ci/run`'s second `npm test`.

@@ -39,6 +39,8 @@ export interface AgentOptions {
   /** Another build of bin/cri-netstatus.js (A/B runs); default CLI. */
   cli?: string;
   env?: NodeJS.ProcessEnv;
+  /** --cni-bin-dir (default CNI_BIN_DIR). */
+  binDir?: string;
 }
 
 /** `<dir>/<name>.sock`, the name shortened with a hash so the path stays under the 108-byte limit. */
@@ -65,7 +67,7 @@ export function startAgent(
     '--cni-conf-dir',
     confDir,
     '--cni-bin-dir',
-    CNI_BIN_DIR,
+    options.binDir ?? CNI_BIN_DIR,
     '--socket',
     socket,
     '--metrics-address',

@@ -3,12 +3,26 @@
 import { resolve } from 'node:path';
 import { Refresher } from '../cni/refresher.js';
 import { DEFAULT_MAX_FILE_SIZE } from '../cni/files.js';
+import { PluginProber } from '../cni/plugin-prober.js';
+import type { PluginStatusReport } from '../cni/plugin-status.js';
 import { parseSemanticsFlag, profileLibcni } from '../cni/profiles.js';
 import { fileReport, verdictReport } from '../cni/report.js';
 import type { FileReport, VerdictReport } from '../cni/report.js';
 import { SEMANTICS } from '../cni/types.js';
 import type { NetworkState, Semantics } from '../cni/types.js';
-import { helpText, list, nonEmpty, oneOf, parseFlags, size, text, helpFlag, warnFlag } from './flags.js';
+import { systemClock } from '../util/clock.js';
+import {
+  duration,
+  helpText,
+  list,
+  nonEmpty,
+  oneOf,
+  parseFlags,
+  size,
+  text,
+  helpFlag,
+  warnFlag,
+} from './flags.js';
 import { printable } from './printable.js';
 
 export const checkFlags = {
@@ -44,6 +58,20 @@ export const checkFlags = {
     accepts: 'bytes, or 512Ki, 1Mi',
     parse: size,
   },
+  probe: {
+    description:
+      "also run the CNI STATUS verb once on the plugins of the --semantics profile's network (executes them, as the runtime does); a failure exits 1",
+    boolean: true,
+    env: false,
+    default: 'false',
+    parse: (raw: string): boolean => raw === 'true',
+  },
+  'plugin-status-timeout': {
+    description: "with --probe: longest one plugin's STATUS may run before it is killed",
+    default: '2s',
+    accepts: 'a duration such as 2s',
+    parse: duration,
+  },
   output: {
     description: 'output format',
     short: 'o',
@@ -65,6 +93,8 @@ export interface CheckReport {
   verdicts: Record<Semantics, VerdictReport>;
   /** Per profile: its libcni release, each file's accept/reject and error as that release decides, and its verdict. */
   profiles: Record<Semantics, ProfileReport>;
+  /** With --probe: the CNI STATUS of the --semantics profile's network. */
+  pluginStatus?: PluginStatusReport | null;
 }
 
 export interface ProfileReport {
@@ -76,13 +106,26 @@ export interface ProfileReport {
 export const CHECK_SUMMARY =
   'Lint a CNI conf dir offline and show which network containerd, CRI-O and iSulad semantics would pick. Exit 0 when --semantics yields a network, 1 when not.';
 
+/** `check --probe`: one STATUS run over the network `state` selects (null: no network to probe). */
+export async function probeOnce(state: NetworkState, timeoutMs: number): Promise<PluginStatusReport | null> {
+  let report: PluginStatusReport | null = null;
+  const prober = new PluginProber({
+    mode: 'on',
+    timeoutMs,
+    clock: systemClock,
+    onReport: (r) => (report = r),
+  });
+  await prober.probe(state);
+  return report;
+}
+
 export function runCheck(options: {
   confDir: string;
   binDirs: string[];
   hostRoot?: string | undefined;
   maxFileSize: number;
   semantics?: Semantics;
-}): CheckReport {
+}): CheckReport & { state: NetworkState } {
   // Under a host root the paths are the node's own (relative ones from its /), and symlinks are
   // followed as the node would follow them, not into this container's filesystem.
   const root = options.hostRoot ? resolve(options.hostRoot) : undefined;
@@ -125,26 +168,28 @@ export function runCheck(options: {
       VerdictReport
     >,
     profiles,
+    state,
   };
 }
 
-export function check(argv: string[], env: NodeJS.ProcessEnv): number {
+export async function check(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const flags = parseFlags('check', checkFlags, argv, env);
   if (flags.help) {
     process.stdout.write(helpText('check', CHECK_SUMMARY, checkFlags));
     return 0;
   }
-  const report = runCheck({
+  const { state, ...report } = runCheck({
     confDir: flags['cni-conf-dir'],
     binDirs: flags['cni-bin-dir'],
     hostRoot: flags['host-root'],
     maxFileSize: flags['max-file-size'],
     semantics: flags.semantics,
   });
+  if (flags.probe) report.pluginStatus = await probeOnce(state, flags['plugin-status-timeout']);
   process.stdout.write(
     flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatCheck(report, flags.semantics),
   );
-  return report.verdicts[flags.semantics].ready ? 0 : 1;
+  return report.verdicts[flags.semantics].ready && !report.pluginStatus?.failed ? 0 : 1;
 }
 
 export function formatCheck(report: CheckReport, semantics: Semantics): string {
@@ -176,6 +221,7 @@ function formatLines(report: CheckReport, semantics: Semantics): string[] {
     for (const warning of file.warnings)
       lines.push(`  ${''.padEnd(8)} ${''.padEnd(width)}  warning: ${warning}`);
   }
+  if (report.pluginStatus !== undefined) lines.push(...probeLines(report.pluginStatus));
   lines.push('verdicts:');
   for (const profile of SEMANTICS) {
     const verdict = report.verdicts[profile];
@@ -184,4 +230,21 @@ function formatLines(report: CheckReport, semantics: Semantics): string[] {
     );
   }
   return lines;
+}
+
+function probeLines(report: PluginStatusReport | null): string[] {
+  if (report === null) return ['CNI STATUS: no network to probe'];
+  const head = report.skipped
+    ? `CNI STATUS: not run: ${report.skipped}`
+    : report.failed
+      ? `CNI STATUS: FAILED: plugin "${report.failed.plugin}" (${report.failed.result})`
+      : `CNI STATUS: ok (network "${report.network}")`;
+  const width = Math.max(0, ...report.plugins.map((p) => p.plugin.length));
+  const lines = report.skipped
+    ? []
+    : report.plugins.map(
+        (p) =>
+          `  ${p.result.padEnd(13)} ${p.plugin.padEnd(width)}  ${Math.round(p.durationMs)}ms${p.code === undefined ? '' : `  code ${p.code}`}${p.message ? `  ${p.message}` : ''}`,
+      );
+  return [head, ...lines];
 }

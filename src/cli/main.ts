@@ -29,7 +29,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case 'status':
         return await status(rest, env);
       case 'check':
-        return check(rest, env);
+        return await check(rest, env);
       case 'kube-cleanup':
         return await kubeCleanup(rest, env);
       case 'version':

@@ -104,7 +104,7 @@ export const serveFlags = {
   },
   'refresh-timeout': {
     description:
-      "longest a Status call waits for its conf dir refresh (capped by the call's grpc-timeout); past it, the last state with NetworkConfigUpToDate reason RefreshTimeout",
+      "longest a Status call waits, for its conf dir refresh and then its CNI STATUS probe together (capped by the call's grpc-timeout); a refresh still running past it: the last state with NetworkConfigUpToDate reason RefreshTimeout; a probe still running: the last probe result",
     default: '1s',
     accepts: 'a duration of at least 1ms, such as 1s or 500ms',
     parse: (raw: string) => atLeast(duration(raw), 1, raw),

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { versionAtLeast } from './libcni.js';
 import { networkKey } from './plugin-status.js';
 import type { PluginStatus, PluginStatusReport } from './plugin-status.js';
-import { classify, execPlugin, findInPath, supportedVersions } from './status-probe.js';
+import { classify, execPlugin, findInPath, supportedVersions, wouldNotExec } from './status-probe.js';
 import type { ExecOutcome, ExecRequest } from './status-probe.js';
 import type { NetworkState, Semantics } from './types.js';
 import type { Clock } from '../util/clock.js';
@@ -196,6 +196,17 @@ export class PluginProber {
       };
     }
     const exec = this.options.exec ?? execPlugin;
+    if (this.options.exec === undefined && (await wouldNotExec(found.path))) {
+      const error = Object.assign(new Error(`exec ${found.path}: exec format error`), { code: 'ENOEXEC' });
+      const outcome = {
+        stdout: Buffer.alloc(0),
+        stderr: Buffer.alloc(0),
+        spawnError: error,
+        timedOut: false,
+        durationMs: clock.now() - at,
+      };
+      return classify(type, found.path, outcome, at, timeoutMs);
+    }
     const outcome = await exec({
       path: found.path,
       command: 'STATUS',

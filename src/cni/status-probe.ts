@@ -4,7 +4,7 @@
 // to a cap, and the whole group killed at the timeout (a grandchild holding stdout open included).
 // The result is classified as libcni classifies it, then told apart more finely than containerd.
 import { spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkValid, goQuote, parseValid } from './gojson.js';
 import type { GoValue } from './gojson.js';
@@ -121,6 +121,44 @@ class Capped {
   bytes(): Buffer {
     return Buffer.concat(this.chunks);
   }
+}
+
+/** ELF e_machine of the architectures Node runs on, for the ENOEXEC check below. */
+const ELF_MACHINES: Partial<Record<string, number>> = {
+  x64: 62,
+  arm64: 183,
+  ia32: 3,
+  arm: 40,
+  ppc64: 21,
+  s390x: 22,
+  riscv64: 243,
+  loong64: 258,
+};
+
+/**
+ * Whether execve(2) would refuse the file with ENOEXEC. libuv's spawn goes through execvp, which
+ * then runs the file with /bin/sh; Go's exec, and so the runtime, does not. So a file that is
+ * neither a #! script nor an ELF binary for this machine is reported as the runtime would see it.
+ */
+export async function wouldNotExec(path: string): Promise<boolean> {
+  let head: Buffer;
+  try {
+    const file = await open(path, 'r');
+    try {
+      const { buffer, bytesRead } = await file.read(Buffer.alloc(20), 0, 20, 0);
+      head = buffer.subarray(0, bytesRead);
+    } finally {
+      await file.close();
+    }
+  } catch {
+    return false; // unreadable: let the exec say why
+  }
+  if (head[0] === 0x23 && head[1] === 0x21) return false; // #!
+  const elf = head.length === 20 && head.readUInt32BE(0) === 0x7f454c46;
+  const machine = ELF_MACHINES[process.arch];
+  return (
+    !elf || (machine !== undefined && head.readUInt16LE(18) !== machine && head.readUInt16BE(18) !== machine)
+  );
 }
 
 /** libcni's FindInPath: the first regular file named `type` in the bin dirs, with its exact errors. */

@@ -1,6 +1,7 @@
 // Prometheus metrics: a view of the verdict and of refresh reports. Gauges that describe the
 // present read the last verdict at scrape time; counters follow refreshes, whoever triggered them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PluginStatusReport } from '../cni/plugin-status.js';
 import type { RefreshReport } from '../cni/refresher.js';
 import { fileStatus } from '../cni/report.js';
 import { FAILURE_REASONS } from '../cni/types.js';
@@ -18,6 +19,7 @@ export class AgentMetrics implements VerdictExporter, CallObserver {
   private readonly statusOk: Counter.Internal;
   private readonly lastSuccess: Gauge;
   private readonly timeouts: Counter;
+  private readonly probeDuration: Histogram<'plugin'>;
 
   /** `verdicts` is read at scrape time, so a gauge never shows a verdict past its deadline. */
   constructor(version: string, verdicts: Pick<VerdictSource, 'current'>) {
@@ -117,6 +119,32 @@ export class AgentMetrics implements VerdictExporter, CallObserver {
       registers,
     });
     this.statusOk = this.statusRequests.labels('OK');
+    new Gauge({
+      name: 'cri_netstatus_plugin_status',
+      help: "The CNI STATUS result of each plugin of the network in force (--plugin-status); 1 for the plugin's current result.",
+      labelNames: ['network', 'plugin', 'result'],
+      registers,
+      collect() {
+        // Rebuilt from the verdict at each scrape, so a network or plugin that went away leaves no series.
+        this.reset();
+        const report = verdict().pluginStatus;
+        for (const p of report?.plugins ?? [])
+          this.set({ network: report?.network ?? '', plugin: p.plugin, result: p.result }, 1);
+      },
+    });
+    this.probeDuration = new Histogram({
+      name: 'cri_netstatus_plugin_status_duration_seconds',
+      help: "Time one plugin's CNI STATUS took (a timed-out one counts up to --plugin-status-timeout).",
+      labelNames: ['plugin'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+  }
+
+  onPluginStatus(report: PluginStatusReport): void {
+    for (const p of report.plugins) {
+      if (p.result !== 'skipped') this.probeDuration.observe({ plugin: p.plugin }, p.durationMs / 1000);
+    }
   }
 
   onRefresh(report: RefreshReport): void {

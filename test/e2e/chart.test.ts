@@ -225,6 +225,7 @@ function ciFiles(): string[] {
 interface Values {
   hostPaths: { cniConfDir: string; cniBinDirs: string[]; socketDir: string };
   kube: { mode: string };
+  pluginStatus: { mode: string; timeout: string; hostPaths: string[] };
   metrics: { port: number; auth: { mode: string } };
   image: { registry: string; repository: string; digest: string };
 }
@@ -369,6 +370,24 @@ function assertInvariants(rendered: Rendered, values: Values, scenario: string):
   for (const dir of binDirs) {
     const mount = mounts.find((m) => m.mountPath === dir);
     assert.equal(mount?.readOnly, true, `${where} bin dir ${dir} mounted read-only`);
+  }
+
+  // CNI STATUS: the mode and timeout as flags; each path a plugin needs mounted read-only where
+  // the plugin looks for it (its own absolute path), not under /host.
+  assert.equal(
+    envValue(container, 'CRI_NETSTATUS_PLUGIN_STATUS'),
+    values.pluginStatus.mode,
+    `${where} plugin status`,
+  );
+  assert.equal(
+    envValue(container, 'CRI_NETSTATUS_PLUGIN_STATUS_TIMEOUT'),
+    values.pluginStatus.timeout,
+    `${where} plugin status timeout`,
+  );
+  for (const dir of values.pluginStatus.hostPaths.map((d) => posix.normalize(d))) {
+    const mount = hostMounts.find((m) => volumes.get(m.name)?.hostPath?.path === dir);
+    assert.equal(mount?.mountPath, dir, `${where} plugin path ${dir} mounted at the same path`);
+    assert.equal(mount?.readOnly, true, `${where} plugin path ${dir} read-only`);
   }
 
   // Metrics port, hostPort and probes.
@@ -667,6 +686,8 @@ describe('helm template: defaults', () => {
       CRI_NETSTATUS_SEMANTICS: 'isulad',
       CRI_NETSTATUS_STALE_AFTER: '0',
       CRI_NETSTATUS_REFRESH_TIMEOUT: '1s',
+      CRI_NETSTATUS_PLUGIN_STATUS: 'auto',
+      CRI_NETSTATUS_PLUGIN_STATUS_TIMEOUT: '2s',
       CRI_NETSTATUS_KUBE: 'auto',
       CRI_NETSTATUS_KUBE_HEARTBEAT: '10m',
       CRI_NETSTATUS_LOG_LEVEL: 'info',
@@ -981,6 +1002,13 @@ describe('bad values are rejected with a message naming the key', () => {
     ['bad kube mode', ['--set', 'kube.mode=maybe'], /\/kube\/mode/],
     ['bad duration', ['--set', 'agent.staleAfter=ten'], /\/agent\/staleAfter/],
     ['bad refresh timeout', ['--set', 'agent.refreshTimeout=0'], /\/agent\/refreshTimeout/],
+    ['bad plugin status mode', ['--set', 'pluginStatus.mode=always'], /\/pluginStatus\/mode/],
+    ['bad plugin status timeout', ['--set', 'pluginStatus.timeout=2'], /\/pluginStatus\/timeout/],
+    [
+      'relative plugin host path',
+      ['--set-json', 'pluginStatus.hostPaths=["var/run/cilium"]'],
+      /\/pluginStatus\/hostPaths\/0/,
+    ],
     ['bad runtime endpoint', ['--set', 'agent.runtimeEndpoint=tcp://1.2.3.4:1'], /\/agent\/runtimeEndpoint/],
     ['bad digest', ['--set', 'image.digest=latest'], /\/image\/digest/],
     ['bad pull policy', ['--set', 'image.pullPolicy=Sometimes'], /\/image\/pullPolicy/],

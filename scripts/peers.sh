@@ -2,7 +2,7 @@
 # Install/build every real test peer the e2e tests use, and cache them OUTSIDE the repo.
 #
 #   scripts/peers.sh [all|debs|node|crictl|critest|helm|etcd|kube-apiserver|kube-node|pause|busybox|
-#                     prometheus-sd|crds|libcni-loaders|containerd2]...   (default: all)
+#                     prometheus-sd|crds|libcni-loaders|containerd2|crio]...   (default: all)
 #   eval "$(scripts/peers.sh env)"     # export CRI_NETSTATUS_<PEER>=/abs/path for every peer
 #
 # Go peers are built from published modules with the wrapper-module recipe of
@@ -13,7 +13,7 @@
 # caches stay at their defaults (GOMODCACHE, GOCACHE), outside the repo, so they persist too.
 # containerd2 is containerd v2.x (v2.4.2) beside Debian's 1.6, for the CNI STATUS differential tests.
 # Debian packages (containerd 1.6, CNI plugins, prometheus + promtool, python3-grpcio, python3-fusepy
-# for the stalled-FUSE-mount e2e test, and buildah +
+# for the stalled-FUSE-mount e2e test, conmon for CRI-O, and buildah +
 # mmdebstrap for scripts/image.sh) come from apt. `node` is the image's Node.js LTS: the official
 # binary from the npm registry (package node-linux-<arch>) plus npm, laid out like a Node install
 # prefix, for the image's local base and for `.ci/run`'s second `npm test`.
@@ -33,9 +33,10 @@ NPM_VERSION=${CRI_NETSTATUS_NPM_VERSION:-11.21.2}                # npm of that N
 LIBCNI_LOADERS=(containerd-1.7=v1.1.9,v1.1.2 containerd-2.0=v1.1.11,v1.2.3 containerd-2.1=v1.1.14,v1.3.1)
 # Debian's prometheus is built without Kubernetes service discovery; the cluster tier builds one with it.
 PROMETHEUS_VERSION=${CRI_NETSTATUS_PROMETHEUS_VERSION:-v0.316.0} # github.com/prometheus/prometheus (Prometheus 3.16.0)
+CRIO_VERSION=${CRI_NETSTATUS_CRIO_VERSION:-v1.34.0}              # github.com/cri-o/cri-o (the crio differential peer)
 PAUSE_TAG=registry.k8s.io/pause:3.10                             # the sandbox image name containerd asks for
 BUSYBOX_TAG=docker.io/library/busybox:latest                      # what the runbook's `--image=busybox` means
-DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf python3-fusepy buildah mmdebstrap gcc libc6-dev iptables iproute2 busybox-static runc curl)
+DEBS=(containerd containernetworking-plugins prometheus python3-grpcio python3-protobuf python3-fusepy buildah mmdebstrap gcc libc6-dev iptables iproute2 busybox-static runc curl conmon)
 
 ROOT=${CRI_NETSTATUS_PEERS_DIR:-/var/cache/cri-netstatus-peers}
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -51,6 +52,8 @@ PYTHON3_BIN=/usr/bin/python3
 # scripts/image.sh's builder and the tool that makes its local Debian base.
 BUILDAH_BIN=/usr/bin/buildah
 MMDEBSTRAP_BIN=/usr/bin/mmdebstrap
+# CRI-O's container monitor (the crio peer only answers CRI Status, but it checks conmon at start).
+CONMON_BIN=/usr/bin/conmon
 
 # ---- helpers -----------------------------------------------------------------------------------
 log() { printf 'peers.sh: %s\n' "$*" >&2; }
@@ -64,6 +67,7 @@ peer_version() {
     kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kubectl) echo "$KUBE_VERSION" ;;
     prometheus-sd) echo "$PROMETHEUS_VERSION" ;;
     containerd2) echo "$CONTAINERD2_VERSION" ;;
+    crio) echo "$CRIO_VERSION" ;;
     *) die "unknown peer '$1'" ;;
   esac
 }
@@ -285,6 +289,23 @@ build_prometheus_sd() {
     github.com/prometheus/prometheus/cmd/prometheus "-X $v.Version=$rel -X $v.Branch=release" build
 }
 
+# CRI-O (runtimes-2x.md): `go get -tool` misses two of its pseudo-versioned dependencies in the
+# checksum database; CRI-O's own go.sum (from the module cache) has them, so it goes into the
+# wrapper's go.sum first. The tags leave out the graph drivers and the gpgme (cgo) signature code, so
+# the binary builds static with CGO_ENABLED=0 (seccomp is off without cgo; the tests need none).
+crio_go_sum() {
+  local src=$1 json dir
+  json=$(go -C "$src" mod download -json "github.com/cri-o/cri-o@$CRIO_VERSION") || return 1
+  dir=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [[ -s $dir/go.sum ]] || { log "crio $CRIO_VERSION: no go.sum in '$dir'"; return 1; }
+  cat "$dir/go.sum" >>"$src/go.sum"
+}
+
+build_crio() {
+  PEER_TAGS=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper \
+    go_peer crio "$CRIO_VERSION" github.com/cri-o/cri-o github.com/cri-o/cri-o/cmd/crio "" build crio_go_sum
+}
+
 # scratch_image WHAT TAG ARCHIVE CTX ENTRYPOINT_JSON: CTX's files in a `FROM scratch` image tagged
 # TAG, written as a docker-archive to ARCHIVE (for `ctr images import`; no registry involved).
 scratch_image() {
@@ -469,6 +490,8 @@ print_env() {
   emit CRI_NETSTATUS_IMAGE_NODE "$(node_dir)/bin/node"
   emit CRI_NETSTATUS_BUILDAH "$BUILDAH_BIN"
   emit CRI_NETSTATUS_MMDEBSTRAP "$MMDEBSTRAP_BIN"
+  emit CRI_NETSTATUS_CRIO "$(peer_bin crio)"
+  emit CRI_NETSTATUS_CONMON "$CONMON_BIN"
 }
 
 usage() {
@@ -485,8 +508,8 @@ main() {
       env) print_env; return 0 ;;
       -h | --help | help) usage ;;
       # cheapest first, kube-apiserver last; one at a time (2-core CI machines)
-      all) targets+=(debs node crds libcni-loaders crictl critest helm etcd pause busybox containerd2 prometheus-sd kube-apiserver kube-node) ;;
-      debs | node | crds | libcni-loaders | crictl | critest | helm | etcd | kube-apiserver | kube-node | pause | busybox | prometheus-sd | containerd2) targets+=("$a") ;;
+      all) targets+=(debs node crds libcni-loaders crictl critest helm etcd pause busybox containerd2 prometheus-sd crio kube-apiserver kube-node) ;;
+      debs | node | crds | libcni-loaders | crictl | critest | helm | etcd | kube-apiserver | kube-node | pause | busybox | prometheus-sd | containerd2 | crio) targets+=("$a") ;;
       *) log "unknown target '$a'"; usage ;;
     esac
   done
@@ -511,6 +534,7 @@ main() {
       busybox) build_busybox ;;
       prometheus-sd) build_prometheus_sd ;;
       containerd2) build_containerd2 ;;
+      crio) build_crio ;;
     esac
   done
   log "done in $((SECONDS - t0))s (${targets[*]}); cache root $ROOT"

@@ -35,6 +35,8 @@ export const PEER_VARIABLES = {
   buildah: 'CRI_NETSTATUS_BUILDAH',
   mmdebstrap: 'CRI_NETSTATUS_MMDEBSTRAP',
   libcniLoaders: 'CRI_NETSTATUS_LIBCNI_LOADERS',
+  crio: 'CRI_NETSTATUS_CRIO',
+  conmon: 'CRI_NETSTATUS_CONMON',
 } as const;
 
 export type PeerName = keyof typeof PEER_VARIABLES;
@@ -67,6 +69,8 @@ const PEER_TARGET: Record<PeerName, string> = {
   buildah: 'debs',
   mmdebstrap: 'debs',
   libcniLoaders: 'libcni-loaders',
+  crio: 'crio',
+  conmon: 'debs',
 };
 
 let cached: PeerPaths | undefined;
@@ -108,13 +112,17 @@ export function peerPaths(): PeerPaths {
 
 /** The paths of the named peers, each checked to exist (executable for binaries); throws naming the fix. */
 export function requirePeers<K extends PeerName>(...names: K[]): Pick<PeerPaths, K> {
-  const paths = peerPaths();
   const missing = missingPeers(names);
   if (missing.length > 0) {
     throw new Error(
       `e2e peers are missing (this test needs real peers and never skips):\n${missing.join('\n')}\nor build everything with \`bash scripts/peers.sh\``,
     );
   }
+  return pickPeers(names);
+}
+
+function pickPeers<K extends PeerName>(names: readonly K[]): Pick<PeerPaths, K> {
+  const paths = peerPaths();
   return Object.fromEntries(names.map((name) => [name, paths[name]])) as Pick<PeerPaths, K>;
 }
 
@@ -155,7 +163,7 @@ function missingPeers(names: readonly PeerName[]): string[] {
       }
     } catch {
       missing.push(
-        `  ${name}: ${path} (${PEER_VARIABLES[name]}) is missing; run \`bash scripts/peers.sh ${PEER_TARGET[name]}\``,
+        `${name}: ${path} (${PEER_VARIABLES[name]}) is missing; run \`bash scripts/peers.sh ${PEER_TARGET[name]}\``,
       );
     }
   }

@@ -385,6 +385,11 @@ function startWatcher(
         { path, err: error.message },
         'file watch failed; relying on the periodic resync until it can be re-armed',
       ),
+    onDirReplaced: (confDir) =>
+      log.warn(
+        { path: confDir },
+        'the CNI conf dir was removed or renamed and a new one now stands at its path: watching the new dir and serving from it (containerd 2.x exits here with "cni conf dir is removed, stop watching"; if the node runs it, check that the runtime restarted)',
+      ),
   });
   watcher.start();
   return watcher;

@@ -23,6 +23,11 @@ type Refreshing = Pick<
 export interface WatcherOptions {
   resyncIntervalMs: number;
   onWatchError?: (path: string, error: Error) => void;
+  /**
+   * The conf dir was removed or renamed away and a new dir now stands at its path (a new inode),
+   * which the watch follows. containerd 2.x exits here; an operator should still hear of it.
+   */
+  onDirReplaced?: (confDir: string) => void;
   /** fs.watch, replaceable so tests can make it fail as a node out of inotify watches does. */
   watch?: typeof watch;
   clock?: Clock;
@@ -34,6 +39,10 @@ export class ConfDirWatcher {
   /** The dir parentWatch is on: the conf dir's parent, or its nearest existing ancestor. */
   private parentPath: string | undefined;
   private armedIno: number | undefined;
+  /** The inode of the last conf dir watched: a different one later means the dir was replaced. */
+  private watchedIno: number | undefined;
+  /** The watched conf dir was seen gone (or renamed at its parent); the next dir watched replaces it. */
+  private dirGone = false;
   /** After a failed watch, no new attempt before this time (the next resync), never one per Status call. */
   private retryAt = 0;
   private resync: Timer | undefined;
@@ -89,9 +98,20 @@ export class ConfDirWatcher {
     this.dirWatch?.close();
     this.dirWatch = undefined;
     this.armedIno = undefined;
-    if (state.dirError && state.generation > 0) return;
+    if (state.dirError && state.generation > 0) {
+      this.dirGone ||= this.watchedIno !== undefined;
+      return;
+    }
     this.dirWatch = this.watchPath(confDir, () => this.refresher.refreshSoon());
-    if (this.dirWatch) this.armedIno = ino;
+    if (!this.dirWatch) return;
+    this.armedIno = ino;
+    if (ino === undefined) return;
+    // A dir removed and made again at once often gets the same inode number back: the gone flag
+    // (its removal seen at the parent or by a refresh) catches that, the inode catches a swap.
+    const replaced = this.watchedIno !== undefined && (this.dirGone || this.watchedIno !== ino);
+    this.watchedIno = ino;
+    this.dirGone = false;
+    if (replaced) this.options.onDirReplaced?.(confDir);
   }
 
   /**
@@ -140,8 +160,9 @@ export class ConfDirWatcher {
     this.parentWatch?.close();
     this.parentPath = dir;
     const self = basename(dir);
-    const watcher = this.watchPath(dir, (name) => {
+    const watcher = this.watchPath(dir, (event, name) => {
       if (name !== null && name !== next && name !== self) return;
+      if (event === 'rename') this.dirGone ||= this.watchedIno !== undefined;
       // `self`: the watched dir itself went away, and its inotify watch with it: watch again from higher up.
       if (name !== next && this.parentWatch === watcher) {
         watcher?.close();
@@ -157,10 +178,13 @@ export class ConfDirWatcher {
     if (moved) this.refresher.refreshSoon();
   }
 
-  private watchPath(path: string, onEvent: (name: string | null) => void): FSWatcher | undefined {
+  private watchPath(
+    path: string,
+    onEvent: (event: string, name: string | null) => void,
+  ): FSWatcher | undefined {
     try {
-      const watcher = (this.options.watch ?? watch)(path, { persistent: false }, (_event, name) =>
-        onEvent(name),
+      const watcher = (this.options.watch ?? watch)(path, { persistent: false }, (event, name) =>
+        onEvent(event, name),
       );
       watcher.on('error', (error) => {
         watcher.close();

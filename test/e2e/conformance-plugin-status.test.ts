@@ -193,21 +193,14 @@ test(
       },
     );
 
-    // Where containerd 2.x exits, the agent should also say what happened to the dir; today it
-    // re-arms its watch silently (nothing is logged when the recreated dir holds the same files).
-    await t.test(
-      'dir-recreated: the agent logs that the conf dir was removed and recreated',
-      {
-        todo: 'the watcher re-arms silently: no log line, Event or info field tells the operator (issue 10, Deliver 5)',
-      },
-      () => {
-        const lines = agents['containerd-2.1'].output().split('\n');
-        assert.ok(
-          lines.some((line) => line.includes(rig.confDir) && /removed|recreated|re-armed/.test(line)),
-          'a log line about the removed conf dir',
-        );
-      },
-    );
+    // Where containerd 2.x exits, the agent says what happened to the dir and keeps serving.
+    await t.test('dir-recreated: the agent logs that the conf dir was removed and recreated', () => {
+      const lines = agents['containerd-2.1'].output().split('\n');
+      assert.ok(
+        lines.some((line) => line.includes(rig.confDir) && /removed|recreated|re-armed/.test(line)),
+        'a log line about the removed conf dir',
+      );
+    });
 
     // The exact disagreement sets: a new divergence (or one that went away) fails here.
     for (const agent of STATUS_AGENTS) {

@@ -147,3 +147,31 @@ test("the conf dir's parent deleted and recreated: the watch follows at once, no
   assert.equal(refresher.state.dirError, undefined);
   assert.equal(watcher.watching, true);
 });
+
+test('a conf dir removed and recreated is reported once per replacement (containerd 2.x exits there; the agent says so and keeps watching)', async (t) => {
+  const confDir = join(tempDir(t), 'net.d');
+  mkdirSync(confDir);
+  writeFileSync(join(confDir, '10-net.conflist'), conflist('a'));
+  const refresher = new Refresher({ confDir, binDirs: [], semantics: 'isulad', maxFileSize: 1024 * 1024 });
+  const replaced: string[] = [];
+  const watcher = new ConfDirWatcher(refresher, {
+    resyncIntervalMs: 600_000,
+    onDirReplaced: (dir) => replaced.push(dir),
+  });
+  t.after(() => watcher.stop());
+  refresher.refresh();
+  watcher.start();
+  writeFileSync(join(confDir, '10-net.conflist'), conflist('b'));
+  await until('a write in place to be seen', () => refresher.state.selection.network?.name === 'b');
+  assert.deepEqual(replaced, [], 'a write inside the dir replaces nothing');
+  for (const name of ['c', 'd']) {
+    rmSync(confDir, { recursive: true });
+    await until('the removed dir to be seen', () => refresher.state.dirError !== undefined);
+    mkdirSync(confDir);
+    writeFileSync(join(confDir, '10-net.conflist'), conflist(name));
+    await until(`network ${name} in the new dir`, () => refresher.state.selection.network?.name === name);
+  }
+  await until('both replacements reported', () => replaced.length >= 2);
+  assert.deepEqual(replaced, [confDir, confDir]);
+  assert.equal(watcher.watching, true);
+});

@@ -61,6 +61,15 @@ export const REQUEST_ARRIVAL_MS = 10_000;
 /** Requests still arriving, across all connections: past it the one waiting longest is reset (a real request arrives at once). */
 export const MAX_ARRIVING_REQUESTS = 256;
 /**
+ * Streams open at once across all connections: past it a new stream is refused at once
+ * (RST_STREAM REFUSED_STREAM, which gRPC clients read as UNAVAILABLE and may retry). 100
+ * connections x 100 Status calls, all within the per-connection limit, held about 7 KiB of heap
+ * each while waiting for their answer and killed the agent (V8 out of memory under the image's
+ * 64 MiB old-space cap); 1,000 of them hold about 7 MiB. Far above a kubelet's one or two, and
+ * above MAX_WATCH_STREAMS + MAX_ARRIVING_REQUESTS, so held streams alone cannot lock out a Status.
+ */
+export const MAX_OPEN_STREAMS = 1000;
+/**
  * Server-streaming calls (Health.Watch) open at once, across all connections: past it a new one
  * gets RESOURCE_EXHAUSTED. A node-local socket has a handful of watchers; 1,000 held streams took a
  * 10,000-stream storm to 132 MiB peak RSS with the refresh worker in the process.
@@ -242,6 +251,12 @@ export class GrpcServer {
   /** Counts the stream against its connection, and resets it if its request does not arrive in time. */
   private track(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', () => undefined); // a reset stream is the client's business
+    if (this.open >= MAX_OPEN_STREAMS) {
+      stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      const path = headers[':path'] ?? '';
+      if (this.routes.has(path)) this.options.onCallFinished?.(path, 'UNAVAILABLE');
+      return;
+    }
     this.open++;
     this.churn++;
     stream.once('close', () => {

@@ -186,7 +186,10 @@ test('10,000 Status calls at once: 100 connections x 100 complete requests', asy
     [],
     'every call answered OK or refused as retryable',
   );
-  assert.equal([...codes.values()].reduce((a, b) => a + b, 0), 10_000);
+  assert.equal(
+    [...codes.values()].reduce((a, b) => a + b, 0),
+    10_000,
+  );
   assert.ok((codes.get('0') ?? 0) >= 1000, 'at least the first 1,000 calls are answered OK');
 });
 

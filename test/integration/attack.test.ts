@@ -131,7 +131,7 @@ async function underAttack(
   );
   if (BOUNDS_ASSERTED) await settling;
   else await settling.catch((error: unknown) => t.diagnostic(`${String(error)}: ${NOT_ASSERTED}`));
-  t.diagnostic(`settled ${mib(settled)}`);
+  t.diagnostic(`RSS after the release: ${mib(settled)}`);
   assert.ok((await agent.client.status()).status, 'the agent still serves after the attack');
 }
 

@@ -1,8 +1,10 @@
 // The attacks that once took the agent past the chart's memory limit, against a real `serve`
 // child with the image's NODE_OPTIONS: held streams, many Watch streams, many idle connections,
-// half-sent frames, and concurrent verbose calls over 5,000 files. Each must keep the child's
-// peak RSS (VmHWM) at or under 130 MiB, bring RSS back to within 25 MiB of its baseline within
-// 30 s of the release, and serve a normal Status on a fresh connection while it lasts.
+// half-sent frames, 10,000 Status calls at once, and concurrent verbose calls over 5,000 files.
+// During each the agent must stay up and serve a normal Status on a fresh connection; on Node 20
+// its peak RSS (VmHWM) must also stay at or under 130 MiB and RSS come back to within 25 MiB of
+// its baseline within 30 s of the release. The child runs on the Node that runs the tests
+// (process.execPath): `npm test` under the image's Node 24, as .ci/run does, tests the image's runtime.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { ClientHttp2Session } from 'node:http2';
@@ -16,6 +18,7 @@ import type { ServeProcess } from '../helpers/agent.js';
 import { condition, criClient } from '../helpers/cri.js';
 import { conflist, tempDir } from '../helpers/fs.js';
 import { grpcFrame, grpcStatusOf, h2Session, rawRequest } from '../helpers/h2.js';
+import { MAX_OPEN_STREAMS } from '../../src/cri/grpc-server.js';
 import { StatusRequest } from '../../src/gen/runtime/v1/api.js';
 import { until } from '../helpers/wait.js';
 
@@ -24,7 +27,15 @@ const MiB = 1024 * 1024;
 // of baseline, measured 60.8 → 69.7 MiB); the chart's limit, where the kubelet kills, is 160 MiB.
 const PEAK_LIMIT = 130 * MiB;
 const SETTLED_ABOVE_BASELINE = 25 * MiB;
-const MEASURED_ON_THIS_NODE = process.versions.node.split('.')[0] === '20';
+/**
+ * Not yet on Node 24 (issue 12, open): its baseline is 20 MiB higher (90 MiB: 11 MiB more of the
+ * larger node binary resident, about 9 MiB more in the two V8 isolates), the held-streams, Watch,
+ * half-sent and Status storms add 40–65 MiB of short-lived stream objects before V8 collects them,
+ * so they peak at 130–158 MiB, and after the half-sent storm about 30 MiB of malloc'd memory can
+ * stay resident though V8's heap is back to its baseline. There the bounds are reported, not asserted.
+ */
+const BOUNDS_ASSERTED = process.versions.node.split('.')[0] === '20';
+const NOT_ASSERTED = `not asserted on Node ${process.versions.node} (issue 12)`;
 const STATUS = '/runtime.v1.RuntimeService/Status';
 const WATCH = '/grpc.health.v1.Health/Watch';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -59,7 +70,14 @@ async function startAgent(t: TestContext, files = 1): Promise<{ agent: ServeProc
     ['--cni-conf-dir', confDir, '--cni-bin-dir', binDir, '--kube', 'off'],
     { NODE_OPTIONS: IMAGE_NODE_OPTIONS },
   );
-  t.after(() => agent.stop());
+  t.after(async () => {
+    // A crash (V8 out of heap, say) explains whatever failed: show how the agent ended.
+    if (agent.child.exitCode !== null || agent.child.signalCode !== null)
+      t.diagnostic(
+        `the agent died (${agent.child.signalCode ?? agent.child.exitCode}): ${agent.output().slice(-2000)}`,
+      );
+    await agent.stop();
+  });
   return { agent, socket };
 }
 
@@ -72,13 +90,6 @@ async function underAttack(
   attack: (socket: string) => Promise<() => unknown>,
   files = 1,
 ): Promise<void> {
-  if (!MEASURED_ON_THIS_NODE) {
-    // Not a pass: issue 12 stays open for this. On Node 24 (the image's) the baseline is ~90 MiB and
-    // the Watch and half-sent storms peak at up to 155 MiB, over these bounds and close to the
-    // chart's 160 MiB limit; the bounds hold on Node 20, where they were set.
-    t.skip(`memory bounds are set for Node 20; Node ${process.versions.node} peaks higher (issue 12, open)`);
-    return;
-  }
   const { agent, socket } = await startAgent(t, files);
   for (let i = 0; i < 5; i++) await agent.client.status(true);
   const baseline = procStatus(agent.pid, 'VmRSS');
@@ -96,12 +107,13 @@ async function underAttack(
   await release();
   assert.deepEqual(order, ['status answered', 'released'], 'a normal Status is answered during the attack');
   const peak = procStatus(agent.pid, 'VmHWM');
-  t.diagnostic(`baseline ${mib(baseline)}, peak ${mib(peak)}`);
-  assert.ok(peak <= PEAK_LIMIT, `peak RSS ${mib(peak)} over ${mib(PEAK_LIMIT)}`);
+  t.diagnostic(`Node ${process.versions.node}: baseline ${mib(baseline)}, peak ${mib(peak)}`);
+  if (BOUNDS_ASSERTED) assert.ok(peak <= PEAK_LIMIT, `peak RSS ${mib(peak)} over ${mib(PEAK_LIMIT)}`);
+  else t.diagnostic(`peak ${NOT_ASSERTED}`);
   // Kubelet-like polling meanwhile: the agent is not idle after an attack either.
   let settled = 0;
   let heap = '';
-  await until(
+  const settling = until(
     `RSS to settle within ${mib(SETTLED_ABOVE_BASELINE)} of the baseline ${mib(baseline)}`,
     async () => {
       await agent.client.status();
@@ -117,7 +129,9 @@ async function underAttack(
     30_000,
     { intervalMs: 500, describe: () => `RSS ${mib(settled)}; ${heap}` },
   );
-  t.diagnostic(`settled ${mib(settled)}`);
+  if (BOUNDS_ASSERTED) await settling;
+  else await settling.catch((error: unknown) => t.diagnostic(`${String(error)}: ${NOT_ASSERTED}`));
+  t.diagnostic(`RSS after the release: ${mib(settled)}`);
   assert.ok((await agent.client.status()).status, 'the agent still serves after the attack');
 }
 
@@ -158,7 +172,39 @@ test('many Watch streams: 100 connections x 100 Health.Watch streams', async (t)
   });
 });
 
-/** Raw sockets that send `bytes` and then nothing more. */
+test('10,000 Status calls at once: 100 connections x 100 complete requests', async (t) => {
+  const codes = new Map<string, number>();
+  let answered: Promise<unknown> = Promise.resolve();
+  await underAttack(t, async (socket) => {
+    const held = await sessions(socket, 100);
+    const request = grpcFrame(Buffer.from(StatusRequest.encode({ verbose: false }).finish()));
+    const count = (code: string): void => void codes.set(code, (codes.get(code) ?? 0) + 1);
+    answered = Promise.all(
+      held.flatMap((session) =>
+        Array.from({ length: 100 }, async () => {
+          const answer = await rawRequest(session, STATUS, request).answer;
+          count(String(grpcStatusOf(answer)?.code ?? `reset ${answer.rstCode}`));
+        }),
+      ),
+    );
+    await answered;
+    return () => held.forEach((session) => session.destroy());
+  });
+  // Each call is answered OK or refused as retryable (REFUSED_STREAM, 7) past MAX_OPEN_STREAMS;
+  // before that limit these calls ran the agent out of V8 heap (a crash).
+  t.diagnostic(`Status calls by gRPC code: ${JSON.stringify(Object.fromEntries(codes))}`);
+  assert.deepEqual(
+    [...codes.keys()].filter((code) => code !== '0' && code !== 'reset 7'),
+    [],
+    'every call answered OK or refused as retryable',
+  );
+  assert.equal(
+    [...codes.values()].reduce((a, b) => a + b, 0),
+    10_000,
+  );
+  assert.ok((codes.get('0') ?? 0) >= MAX_OPEN_STREAMS, `at least ${MAX_OPEN_STREAMS} calls answered OK`);
+});
+
 /**
  * Opens `count` raw connections and writes `bytes` on each; resolves once the server has taken up
  * every one (its SETTINGS arrived, or it closed the connection), so none is still in the accept

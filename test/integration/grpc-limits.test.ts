@@ -14,6 +14,7 @@ import {
   MAX_BUFFERED_REQUEST_BYTES,
   MAX_CONCURRENT_STREAMS,
   MAX_CONNECTIONS,
+  MAX_OPEN_STREAMS,
   MAX_WATCH_STREAMS,
 } from '../../src/cri/grpc-server.js';
 import type { GrpcServerOptions } from '../../src/cri/grpc-server.js';
@@ -220,6 +221,30 @@ test('grpc-web is answered 415; application/grpc+proto is gRPC', async (t) => {
     contentType: 'application/grpc+proto',
   });
   assert.equal(grpcStatusOf(await answer)?.code, GrpcStatus.OK);
+});
+
+test('past 600 open streams across connections a new one is refused as retryable (REFUSED_STREAM)', async (t) => {
+  const { socket, sessions } = await serve(t);
+  assert.equal(MAX_OPEN_STREAMS, 600);
+  const hanging: ReturnType<typeof rawRequest>[] = [];
+  for (let c = 0; c < MAX_OPEN_STREAMS / MAX_CONCURRENT_STREAMS; c++) {
+    const session = await open(socket, sessions);
+    for (let i = 0; i < MAX_CONCURRENT_STREAMS; i++)
+      hanging.push(rawRequest(session, '/t/Hang', grpcFrame(Buffer.from('h'))));
+  }
+  const session = await open(socket, sessions);
+  // Answered OK until the server has taken up all 600 hanging calls, refused from then on.
+  await until(
+    'a call past 600 open streams to be refused',
+    async () => (await echo(session)).rstCode === h2.NGHTTP2_REFUSED_STREAM,
+    10_000,
+  );
+  hanging.slice(0, 10).forEach((call) => call.stream.close(h2.NGHTTP2_CANCEL));
+  await until(
+    'a call to be served again',
+    async () => grpcStatusOf(await echo(session))?.code === GrpcStatus.OK,
+    10_000,
+  );
 });
 
 test('past 300 Watch streams across connections a new one gets RESOURCE_EXHAUSTED', async (t) => {

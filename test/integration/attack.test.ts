@@ -1,9 +1,9 @@
 // The attacks that once took the agent past the chart's memory limit, against a real `serve`
 // child with the image's NODE_OPTIONS: held streams, many Watch streams, many idle connections,
 // half-sent frames, 10,000 Status calls at once, and concurrent verbose calls over 5,000 files.
-// During each the agent must stay up and serve a normal Status on a fresh connection; on Node 20
-// its peak RSS (VmHWM) must also stay at or under 130 MiB and RSS come back to within 25 MiB of
-// its baseline within 30 s of the release. The child runs on the Node that runs the tests
+// During each the agent must stay up and serve a normal Status on a fresh connection, its peak RSS
+// (VmHWM) must stay under a bound well inside the chart's memory limit (130 MiB on Node 20, 165 MiB
+// on Node 24: see BOUNDS) and RSS come back near its baseline within 30 s of the release. The child runs on the Node that runs the tests
 // (process.execPath): `npm test` under the image's Node 24, as .ci/run does, tests the image's runtime.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,19 +23,29 @@ import { StatusRequest } from '../../src/gen/runtime/v1/api.js';
 import { until } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
-// 120 MiB as issue 12 set it, plus the refresh worker thread's own isolate (issue 11: about 9 MiB
-// of baseline, measured 60.8 → 69.7 MiB); the chart's limit, where the kubelet kills, is 160 MiB.
-const PEAK_LIMIT = 130 * MiB;
-const SETTLED_ABOVE_BASELINE = 25 * MiB;
+/** The chart's memory limit, where the kubelet kills the agent: read from values.yaml so the two cannot drift. */
+const CHART_LIMIT = ((): number => {
+  const values = readFileSync(join(REPO_ROOT, 'charts', 'cri-netstatus', 'values.yaml'), 'utf8');
+  const match = /^ {2}limits:\n {4}memory: (\d+)Mi$/m.exec(values);
+  if (!match?.[1]) throw new Error('no resources.limits.memory in the chart values');
+  return Number(match[1]) * MiB;
+})();
 /**
- * Not yet on Node 24 (issue 12, open): its baseline is 20 MiB higher (90 MiB: 11 MiB more of the
- * larger node binary resident, about 9 MiB more in the two V8 isolates), the held-streams, Watch,
- * half-sent and Status storms add 40–65 MiB of short-lived stream objects before V8 collects them,
- * so they peak at 130–158 MiB, and after the half-sent storm about 30 MiB of malloc'd memory can
- * stay resident though V8's heap is back to its baseline. There the bounds are reported, not asserted.
+ * Peak RSS and settle bounds per Node major. Node 20: issue 12's 120 MiB plus the refresh worker
+ * thread's own isolate (issue 11: about 9 MiB of baseline, 60.8 → 69.7 MiB). Node 24, the image's:
+ * its runtime alone idles 20 MiB higher (90 MiB: 11 MiB more of the larger node binary resident,
+ * about 9 MiB more in the two V8 isolates' new trusted spaces and larger heaps), and the same storms
+ * add 40–65 MiB of short-lived stream objects before V8 collects them, peaking at 130–158 MiB; after
+ * the half-sent storm up to 30 MiB of malloc'd memory can stay resident though V8's heap is back at
+ * its baseline. So its bounds are 165 MiB and 35 MiB: the peak stays 27 MiB under the chart's
+ * 192 MiB limit, which was raised from 160 MiB for Node 24. Any other Node is held to Node 24's.
  */
-const BOUNDS_ASSERTED = process.versions.node.split('.')[0] === '20';
-const NOT_ASSERTED = `not asserted on Node ${process.versions.node} (issue 12)`;
+const BOUNDS =
+  process.versions.node.split('.')[0] === '20'
+    ? { peak: 130 * MiB, settledAboveBaseline: 25 * MiB }
+    : { peak: 165 * MiB, settledAboveBaseline: 35 * MiB };
+const PEAK_LIMIT = BOUNDS.peak;
+const SETTLED_ABOVE_BASELINE = BOUNDS.settledAboveBaseline;
 const STATUS = '/runtime.v1.RuntimeService/Status';
 const WATCH = '/grpc.health.v1.Health/Watch';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -108,8 +118,10 @@ async function underAttack(
   assert.deepEqual(order, ['status answered', 'released'], 'a normal Status is answered during the attack');
   const peak = procStatus(agent.pid, 'VmHWM');
   t.diagnostic(`Node ${process.versions.node}: baseline ${mib(baseline)}, peak ${mib(peak)}`);
-  if (BOUNDS_ASSERTED) assert.ok(peak <= PEAK_LIMIT, `peak RSS ${mib(peak)} over ${mib(PEAK_LIMIT)}`);
-  else t.diagnostic(`peak ${NOT_ASSERTED}`);
+  assert.ok(
+    peak <= PEAK_LIMIT,
+    `peak RSS ${mib(peak)} over ${mib(PEAK_LIMIT)} on Node ${process.versions.node}`,
+  );
   // Kubelet-like polling meanwhile: the agent is not idle after an attack either.
   let settled = 0;
   let heap = '';
@@ -129,8 +141,7 @@ async function underAttack(
     30_000,
     { intervalMs: 500, describe: () => `RSS ${mib(settled)}; ${heap}` },
   );
-  if (BOUNDS_ASSERTED) await settling;
-  else await settling.catch((error: unknown) => t.diagnostic(`${String(error)}: ${NOT_ASSERTED}`));
+  await settling;
   t.diagnostic(`RSS after the release: ${mib(settled)}`);
   assert.ok((await agent.client.status()).status, 'the agent still serves after the attack');
 }
@@ -144,6 +155,13 @@ async function sessions(socket: string, count: number): Promise<ClientHttp2Sessi
   }
   return opened;
 }
+
+test("the peak bound keeps at least 24 MiB under the chart's memory limit, where the kubelet kills", () => {
+  assert.ok(
+    PEAK_LIMIT + 24 * MiB <= CHART_LIMIT,
+    `peak bound ${mib(PEAK_LIMIT)} against the chart's limit ${mib(CHART_LIMIT)}: raise the limit or lower the peak`,
+  );
+});
 
 test('held streams: 10 connections x 1,100 Status requests carrying 16 KiB, never ended', async (t) => {
   await underAttack(t, async (socket) => {

@@ -21,6 +21,7 @@ import { VerdictPublisher } from '../../src/verdict/publisher.js';
 import { scrape, startInProcess } from '../helpers/agent.js';
 import { condition } from '../helpers/cri.js';
 import { cniDirs, conflist, tempDir, writeAtomic } from '../helpers/fs.js';
+import { statusPluginNode } from '../helpers/status-plugin.js';
 import { ManualClock, advanceInSteps, untilAdvancing } from '../helpers/clock.js';
 import { until as waitUntil } from '../helpers/wait.js';
 
@@ -387,4 +388,37 @@ test('fake in-memory KubeApi: a flapping conf dir is coalesced into a bounded nu
     `${patches.length} writes for 41 changes in ${flapMs} ms (bound ${bound})`,
   );
   assert.ok(patches.length >= 3, `${patches.length} writes`);
+});
+
+test('fake API server: a plugin whose CNI STATUS fails turns the condition to CNIPluginNotReady and writes a NetworkNotReady Warning Event with its words', async (t) => {
+  const api = await fakeApiServer(t, 'node-a');
+  const node = statusPluginNode(tempDir(t));
+  await startInProcess(
+    t,
+    [
+      ...['--cni-bin-dir', node.binDir, '--semantics', 'containerd-2.1', '--resync-interval', '1s'],
+      ...['--kube', 'on', '--kubeconfig', kubeconfig(t, api.url), '--node-name', 'node-a'],
+    ],
+    node.confDir,
+  );
+  await until('the ready condition', () => api.mine()?.status === 'True');
+  node.setMode('fail50');
+  // No Status call: the resync's probe alone must carry the plugin's failure to the Node.
+  const mine = await until(
+    'the plugin failure on the Node',
+    () => (api.mine()?.reason === 'CNIPluginNotReady' ? api.mine() : undefined),
+    15_000,
+  );
+  assert.equal(mine.status, 'False');
+  assert.match(mine.message ?? '', /plugin not ready: agent down/);
+  const warning = await until('a Warning Event', () =>
+    [...api.events.values()].find((e) => e.type === 'Warning' && e.reason === 'NetworkNotReady'),
+  );
+  assert.match(String(warning.message), /plugin not ready: agent down/);
+  const readyEvents = (): string =>
+    JSON.stringify([...api.events.values()].filter((e) => e.reason === 'NetworkReady').map((e) => e.count));
+  const before = readyEvents(); // the start-up one is there already: a recovery adds or counts one more
+  node.setMode('ok');
+  await until('the recovery Event', () => readyEvents() !== before, 15_000);
+  await until('the condition back to True', () => api.mine()?.status === 'True', 15_000);
 });

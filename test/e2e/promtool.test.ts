@@ -379,6 +379,10 @@ async function exposedMetrics(t: Parameters<typeof tempDir>[0]): Promise<Set<str
   for (const line of body.split('\n')) {
     const match = /^(?:# TYPE )?([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]/.exec(line);
     if (match?.[1]) names.add(match[1]);
+    // A labelled histogram with no observation yet (the plugin STATUS durations without probing)
+    // has only its TYPE line; its series are these once it observes.
+    const histogram = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) histogram$/.exec(line);
+    if (histogram?.[1]) for (const suffix of ['_bucket', '_sum', '_count']) names.add(histogram[1] + suffix);
   }
   return names;
 }

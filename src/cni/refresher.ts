@@ -4,8 +4,8 @@
 // one refresh that starts after all of them arrived (read-your-writes at the cost of one scan).
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { systemClock } from '../util/clock.js';
-import type { Clock, Timer } from '../util/clock.js';
+import { Debounced, systemClock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
 import { BinaryLocator } from './binaries.js';
 import {
   ConfDirLister,
@@ -97,7 +97,7 @@ export class Refresher {
   private readonly binaries: BinaryLocator;
   private readonly listeners: Listener<RefreshReport>[] = [];
   private pending: Promise<NetworkState> | undefined;
-  private soon: Timer | undefined;
+  private readonly soon: Debounced;
   private readonly lister: ConfDirLister;
   private binCheckedAt = -Infinity;
   private current: NetworkState;
@@ -113,6 +113,7 @@ export class Refresher {
 
   constructor(readonly options: RefresherOptions) {
     this.clock = options.clock ?? systemClock;
+    this.soon = new Debounced(this.clock, () => this.refreshInBackground());
     const { root } = options;
     this.onDisk = root === undefined ? (path) => path : (path) => resolveUnderRoot(root, path);
     this.binaries = new BinaryLocator(options.binDirs, this.onDisk);
@@ -166,11 +167,7 @@ export class Refresher {
 
   /** Debounced refresh for watcher events: a burst of writes costs one scan. */
   refreshSoon(delayMs = 25): void {
-    if (this.soon) return;
-    this.soon = this.clock.setTimeout(() => {
-      this.soon = undefined;
-      this.refreshInBackground();
-    }, delayMs);
+    this.soon.soon(delayMs);
   }
 
   /** A full refresh from a timer or a file event: a failure is reported, never thrown into the event loop. */

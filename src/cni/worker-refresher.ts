@@ -4,8 +4,8 @@
 // most one is queued behind it: callers that arrive while a scan runs share the next one, and a hung
 // scan is never started a second time, so a hung disk costs one blocked thread and no growing queue.
 import { Worker } from 'node:worker_threads';
-import { systemClock } from '../util/clock.js';
-import type { Clock, Timer } from '../util/clock.js';
+import { Debounced, systemClock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
 import { initialState } from './refresher.js';
 import type { RefreshReport, RefreshStats, RefresherOptions } from './refresher.js';
 import type { FailureReason, NetworkState, Semantics } from './types.js';
@@ -57,11 +57,12 @@ export class WorkerRefresher {
   private running: (Waiters & { id: number }) | undefined;
   private queued: Waiters | undefined;
   private nextId = 1;
-  private soon: Timer | undefined;
+  private readonly soon: Debounced;
   private stopped = false;
 
   constructor(readonly options: WorkerRefresherOptions) {
     this.clock = options.clock ?? systemClock;
+    this.soon = new Debounced(this.clock, () => this.refreshInBackground());
     this.current = initialState(options);
     this.worker = this.spawn();
   }
@@ -106,11 +107,7 @@ export class WorkerRefresher {
 
   /** Debounced refresh for watcher events: a burst of writes costs one scan. */
   refreshSoon(delayMs = 25): void {
-    if (this.soon) return;
-    this.soon = this.clock.setTimeout(() => {
-      this.soon = undefined;
-      this.refreshInBackground();
-    }, delayMs);
+    this.soon.soon(delayMs);
   }
 
   /** A full refresh (bin dirs too) for a timer or a file event; joins the queued scan, never stacks. */
@@ -121,7 +118,7 @@ export class WorkerRefresher {
   /** Ends the worker. A thread blocked in a hung syscall cannot be interrupted; it is not waited for. */
   stop(): void {
     this.stopped = true;
-    this.soon?.cancel();
+    this.soon.cancel();
     void this.worker.terminate();
     const error = new Error('the refresher stopped');
     this.running?.reject(error);

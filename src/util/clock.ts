@@ -39,3 +39,26 @@ export function every(clock: Clock, ms: number, callback: () => void): Timer {
     },
   };
 }
+
+/** Runs `callback` once, `delayMs` after the first of a burst of `soon()` calls: a burst costs one run. */
+export class Debounced {
+  private timer: Timer | undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly callback: () => void,
+  ) {}
+
+  soon(delayMs: number): void {
+    if (this.timer) return;
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.callback();
+    }, delayMs);
+  }
+
+  cancel(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+}

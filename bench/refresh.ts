@@ -77,6 +77,37 @@ async function writeDir(files: number): Promise<string> {
   return confDir;
 }
 
+/** Every refresher in this file reads the same way: the default profile, the real plugin dir. */
+const refresherOptions = (confDir: string) => ({
+  confDir,
+  binDirs: [CNI_BIN_DIR],
+  semantics: 'isulad' as const,
+  maxFileSize: 1 << 20,
+});
+
+/** Enough refreshes for a stable p99, fewer for big dirs (about 2 M file reads at most). */
+const maxRefreshesFor = (files: number): number =>
+  Math.max(1000, Math.min(50_000, Math.round(2_000_000 / files)));
+
+/** The figures of one timed run: `times` in µs, files read and the network in force after it. */
+function figures(
+  files: number,
+  times: readonly number[],
+  filesRead: number,
+  network: string,
+): RefreshFigures {
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    files,
+    refreshes: times.length,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    mean: times.reduce((a, b) => a + b, 0) / times.length,
+    filesRead,
+    network,
+  };
+}
+
 /** Both refreshers over one dir, in alternating batches; figures for each. */
 async function measurePair(
   files: number,
@@ -84,10 +115,8 @@ async function measurePair(
   makers: readonly MakeRefresher[],
 ): Promise<RefreshFigures[]> {
   const confDir = await writeDir(files);
-  const refreshers = makers.map((make) =>
-    make({ confDir, binDirs: [CNI_BIN_DIR], semantics: 'isulad', maxFileSize: 1 << 20 }),
-  );
-  const maxRefreshes = Math.max(1000, Math.min(50_000, Math.round(2_000_000 / files)));
+  const refreshers = makers.map((make) => make(refresherOptions(confDir)));
+  const maxRefreshes = maxRefreshesFor(files);
   for (const refresher of refreshers) {
     refresher.refresh();
     refresher.refresh();
@@ -106,41 +135,23 @@ async function measurePair(
       }
     }
   }
-  return refreshers.map((refresher, index) => {
-    const own = times[index] ?? [];
-    const sorted = [...own].sort((a, b) => a - b);
-    return {
+  return refreshers.map((refresher, index) =>
+    figures(
       files,
-      refreshes: own.length,
-      p50: percentile(sorted, 0.5),
-      p99: percentile(sorted, 0.99),
-      mean: own.reduce((a, b) => a + b, 0) / own.length,
-      filesRead: refresher.stats.filesRead - (read[index] ?? 0),
-      network: refresher.refresh().selection.network?.name ?? '',
-    };
-  });
+      times[index] ?? [],
+      refresher.stats.filesRead - (read[index] ?? 0),
+      refresher.refresh().selection.network?.name ?? '',
+    ),
+  );
 }
 
 async function measure(files: number, seconds: number): Promise<RefreshFigures> {
-  const confDir = join(tempDir(), 'net.d');
-  mkdirSync(confDir);
-  const width = String(files).length + 1;
-  for (let i = 0; i < files; i++) {
-    const name = `${String(i).padStart(width, '0')}-net`;
-    writeAtomic(confDir, `${name}.conflist`, conflist(name, `10.${(i >> 8) & 255}.${i & 255}.0/24`));
-  }
-  const refresher = new Refresher({
-    confDir,
-    binDirs: [CNI_BIN_DIR],
-    semantics: 'isulad',
-    maxFileSize: 1 << 20,
-  });
+  const refresher = new Refresher(refresherOptions(await writeDir(files)));
   refresher.refresh();
-  await sleep(100); // past the racy-timestamp window, so the next refresh settles every file
   refresher.refresh();
   if (!refresher.state.selection.ready)
     throw new Error(`no network in force: ${refresher.state.selection.reason ?? ''}`);
-  const maxRefreshes = Math.max(1000, Math.min(50_000, Math.round(2_000_000 / files)));
+  const maxRefreshes = maxRefreshesFor(files);
   const warmup = Math.min(2000, maxRefreshes >> 2);
   for (let i = 0; i < warmup; i++) refresher.refresh();
   const read = refresher.stats.filesRead;
@@ -151,38 +162,21 @@ async function measure(files: number, seconds: number): Promise<RefreshFigures> 
     refresher.refresh();
     times.push((performance.now() - started) * 1000);
   }
-  const sorted = [...times].sort((a, b) => a - b);
-  return {
+  return figures(
     files,
-    refreshes: times.length,
-    p50: percentile(sorted, 0.5),
-    p99: percentile(sorted, 0.99),
-    mean: times.reduce((a, b) => a + b, 0) / times.length,
-    filesRead: refresher.stats.filesRead - read,
-    network: refresher.state.selection.network?.name ?? '',
-  };
+    times,
+    refresher.stats.filesRead - read,
+    refresher.state.selection.network?.name ?? '',
+  );
 }
 
 /** The same unchanged dir through the worker thread, as `serve` refreshes: one fresh() at a time. */
 async function measureWorker(files: number, seconds: number): Promise<RefreshFigures> {
-  const confDir = join(tempDir(), 'net.d');
-  mkdirSync(confDir);
-  const width = String(files).length + 1;
-  for (let i = 0; i < files; i++) {
-    const name = `${String(i).padStart(width, '0')}-net`;
-    writeAtomic(confDir, `${name}.conflist`, conflist(name, `10.${(i >> 8) & 255}.${i & 255}.0/24`));
-  }
-  const refresher = new WorkerRefresher({
-    confDir,
-    binDirs: [CNI_BIN_DIR],
-    semantics: 'isulad',
-    maxFileSize: 1 << 20,
-  });
+  const refresher = new WorkerRefresher(refresherOptions(await writeDir(files)));
   try {
     await refresher.fresh();
-    await sleep(100); // past the racy-timestamp window
     await refresher.fresh();
-    const maxRefreshes = Math.max(1000, Math.min(50_000, Math.round(2_000_000 / files)));
+    const maxRefreshes = maxRefreshesFor(files);
     for (let i = 0; i < Math.min(2000, maxRefreshes >> 2); i++) await refresher.fresh();
     const read = refresher.stats.filesRead;
     const times: number[] = [];
@@ -192,16 +186,12 @@ async function measureWorker(files: number, seconds: number): Promise<RefreshFig
       await refresher.fresh();
       times.push((performance.now() - started) * 1000);
     }
-    const sorted = [...times].sort((a, b) => a - b);
-    return {
+    return figures(
       files,
-      refreshes: times.length,
-      p50: percentile(sorted, 0.5),
-      p99: percentile(sorted, 0.99),
-      mean: times.reduce((a, b) => a + b, 0) / times.length,
-      filesRead: refresher.stats.filesRead - read,
-      network: refresher.state.selection.network?.name ?? '',
-    };
+      times,
+      refresher.stats.filesRead - read,
+      refresher.state.selection.network?.name ?? '',
+    );
   } finally {
     refresher.stop();
   }
